@@ -1,0 +1,45 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything else is built on demand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export IDENTITY_DATA_HOME ?= $(CURDIR)/data
+
+.PHONY: demo test lint dev bench clean
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==0.13.8
+
+# Reinstall whenever the pinned dependency set changes.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m identity_data.demo
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	bash .ci/services.sh
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dg dev --host 127.0.0.1 --port 3000
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.consensus
+	$(BIN)/python -m benchmarks.annotations
+	$(BIN)/python -m benchmarks.detectors
+
+clean:
+	rm -rf data .dagster_home

@@ -1,0 +1,83 @@
+"""Inferred annotations per raw partition (same factory, same partitions), and lake-wide dedup."""
+
+import dagster as dg
+import polars as pl
+
+from identity_data.defs.annotations import dedup
+from identity_data.defs.annotations.checks import (
+    annotation_check_results,
+    annotation_check_specs,
+    duplicate_check_result,
+    duplicate_check_spec,
+)
+from identity_data.defs.annotations.infer import ANNOTATOR_CODE_VERSION, annotate_blobs
+from identity_data.defs.annotations.metadata import annotation_metadata
+from identity_data.defs.annotations.schemas import NearDuplicates
+from identity_data.defs.raw.assets import SOURCES, CaptureSource
+from identity_data.stores.deployment import Deployment
+from identity_data.validation import schema_check, schema_check_spec
+
+NEAR_DUPLICATES = dg.AssetKey(["annotations", "near_duplicates"])
+MANIFEST_COLUMNS = ["capture_id", "blob_key", "capture_type"]
+
+
+def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
+    key = source.key("annotations", "annotations")
+
+    @dg.asset(
+        key=key,
+        description=f"Face, sharpness, exposure and pHash of every {source.name} capture.",
+        group_name="annotations",
+        kinds={"onnx", "polars", "parquet"},
+        partitions_def=source.partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        # Changes with the model, its weights and its parameters, so the UI marks old rows stale.
+        code_version=ANNOTATOR_CODE_VERSION,
+        automation_condition=dg.AutomationCondition.eager(),
+        ins={
+            "manifest": dg.AssetIn(source.key("raw", "captures"),
+                                   metadata={"columns": [*MANIFEST_COLUMNS, "source_partition"]})
+        },
+        check_specs=annotation_check_specs(key),
+    )
+    def _asset(context: dg.AssetExecutionContext, deployment: Deployment, manifest: pl.DataFrame):
+        """Run the face detector and image metrics over the partition's blobs on every core."""
+        rows = annotate_blobs(
+            list(zip(manifest["capture_id"], manifest["blob_key"], strict=True)),
+            reader=deployment.lake.read,
+        ).join(manifest.select("capture_id", "source_partition"), on="capture_id")
+        yield dg.Output(rows, metadata={"dagster/row_count": rows.height,
+                                        **annotation_metadata(rows)})
+        yield from annotation_check_results(rows, manifest, key)
+
+    return _asset
+
+
+annotation_assets = [build_annotation_asset(source) for source in SOURCES]
+
+
+@dg.asset(
+    key=NEAR_DUPLICATES,
+    description="Near-duplicate clusters across the whole lake, by pHash Hamming distance.",
+    group_name="annotations",
+    kinds={"polars", "parquet"},
+    code_version=dedup.DEDUP_CODE_VERSION,
+    automation_condition=dg.AutomationCondition.eager(),
+    ins={
+        f"{s.name}": dg.AssetIn(
+            s.key("annotations", "annotations"),
+            metadata={"allow_missing_partitions": True, "columns": ["capture_id", "phash"]},
+        )
+        for s in SOURCES
+    },
+    check_specs=[schema_check_spec(NEAR_DUPLICATES, NearDuplicates),
+                 duplicate_check_spec(NEAR_DUPLICATES)],
+)
+def near_duplicates(production: pl.DataFrame, campaign: pl.DataFrame, open_dataset: pl.DataFrame):
+    """Cluster every capture's pHash with every other one, across sources and partitions."""
+    empty = pl.DataFrame(schema={"capture_id": pl.String, "phash": pl.String})
+    hashes = pl.concat([empty, *(f for f in (production, campaign, open_dataset) if f.width)])
+    clusters = dedup.near_duplicates(hashes.filter(pl.col("phash").is_not_null()))
+    yield dg.Output(clusters, metadata={"dagster/row_count": clusters.height})
+    yield schema_check(clusters, NearDuplicates, NEAR_DUPLICATES)
+    yield duplicate_check_result(clusters, NEAR_DUPLICATES)

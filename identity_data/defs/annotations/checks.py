@@ -1,0 +1,72 @@
+"""Checks on inferred annotations: face-detection rate, undecodable rate, duplicate rate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from identity_data.defs.annotations.schemas import AnnotationRows
+from identity_data.validation import schema_check, schema_check_spec
+
+# Sample selfies (genuine and attacks alike) all show a face; production sees some misses.
+FACE_RATE_FLOOR = 0.85
+UNDECODABLE_CEILING = 0.02
+DUPLICATE_CEILING = 0.15
+
+
+def annotation_check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        schema_check_spec(key, AnnotationRows),
+        dg.AssetCheckSpec(
+            "selfie_face_rate", asset=key,
+            description=f"At least {FACE_RATE_FLOOR:.0%} of selfies have a detected face.",
+        ),
+        dg.AssetCheckSpec(
+            "undecodable_rate", asset=key,
+            description=f"At most {UNDECODABLE_CEILING:.0%} of blobs fail to decode.",
+        ),
+    ]
+
+
+def annotation_check_results(
+    rows: pl.DataFrame, manifest: pl.DataFrame, key: dg.AssetKey
+) -> Iterator[dg.AssetCheckResult]:
+    yield schema_check(rows, AnnotationRows, key)
+    selfies = rows.join(
+        manifest.filter(pl.col("capture_type") == "selfie").select("capture_id"), on="capture_id"
+    ).filter(pl.col("decode_status") == "ok")
+    face_rate = float((selfies["face_count"] > 0).mean()) if selfies.height else None
+    yield dg.AssetCheckResult(
+        check_name="selfie_face_rate", asset_key=key,
+        passed=face_rate is None or face_rate >= FACE_RATE_FLOOR,
+        metadata={"selfies": selfies.height, "face_rate": face_rate or 0.0,
+                  "floor": FACE_RATE_FLOOR},
+    )
+    bad = float((rows["decode_status"] != "ok").mean()) if rows.height else 0.0
+    yield dg.AssetCheckResult(
+        check_name="undecodable_rate", asset_key=key, passed=bad <= UNDECODABLE_CEILING,
+        metadata={"undecodable_rate": bad, "ceiling": UNDECODABLE_CEILING,
+                  "by_status": dg.MetadataValue.json(
+                      dict(rows["decode_status"].value_counts().iter_rows()))},
+    )
+
+
+def duplicate_check_spec(key: dg.AssetKey) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "duplicate_rate", asset=key,
+        description="Share of captures that are redundant near-copies of another capture "
+        f"(warns above {DUPLICATE_CEILING:.0%}).",
+    )
+
+
+def duplicate_check_result(clusters: pl.DataFrame, key: dg.AssetKey) -> dg.AssetCheckResult:
+    redundant = int((~clusters["is_representative"]).sum()) if clusters.height else 0
+    rate = redundant / clusters.height if clusters.height else 0.0
+    return dg.AssetCheckResult(
+        check_name="duplicate_rate", asset_key=key, passed=rate <= DUPLICATE_CEILING,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"captures": clusters.height, "redundant_copies": redundant,
+                  "duplicate_rate": rate},
+    )

@@ -1,0 +1,226 @@
+"""Model-inferred annotations for captures: decode, detect faces, measure quality, hash.
+
+`annotate_blobs` is the one entry point; it runs inline for one worker and on a process pool
+(one detector per worker, loaded once) otherwise. Every input yields exactly one row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+import cv2
+import polars as pl
+
+from identity_data.defs.annotations import imaging
+from identity_data.defs.annotations.detector import FaceDetector, MtcnnDetector
+
+# Bump when the row-building or metric code changes meaning, so the asset re-materialises.
+METRICS_VERSION = "2"
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+LANDMARK_COLUMNS = tuple(f"landmark_{n}_{axis}" for n in LANDMARK_NAMES for axis in ("x", "y"))
+
+ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
+    "capture_id": pl.String(),
+    "decode_status": pl.String(),
+    "decode_reason": pl.String(),
+    "width": pl.Int64(),
+    "height": pl.Int64(),
+    "face_count": pl.Int64(),
+    "face_x": pl.Int64(),
+    "face_y": pl.Int64(),
+    "face_w": pl.Int64(),
+    "face_h": pl.Int64(),
+    "face_score": pl.Float64(),
+    "face_area_share": pl.Float64(),
+    "landmark_count": pl.Int64(),
+    **{c: pl.Float64() for c in LANDMARK_COLUMNS},
+    "sharpness": pl.Float64(),
+    "face_sharpness": pl.Float64(),
+    "brightness": pl.Float64(),
+    "highlight_clip": pl.Float64(),
+    "shadow_clip": pl.Float64(),
+    "phash": pl.String(),
+    "phash_crop3": pl.String(),
+    "phash_crop6": pl.String(),
+    "model_name": pl.String(),
+    "model_version": pl.String(),
+    "model_weights_sha256": pl.String(),
+}
+
+Reader = Callable[[str], bytes]
+Row = dict[str, object]
+
+
+def default_detector() -> FaceDetector:
+    return MtcnnDetector()
+
+
+def code_version(detector: FaceDetector) -> str:
+    """Changes whenever the model, its weights, its parameters or the metric code change."""
+    ident = json.dumps(
+        [
+            detector.name,
+            detector.version,
+            detector.weights_sha256,
+            dict(detector.params),
+            METRICS_VERSION,
+        ],
+        sort_keys=True,
+    )
+    return f"{detector.name}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
+
+
+ANNOTATOR_CODE_VERSION = code_version(default_detector())
+
+
+def _r(value: float) -> float:
+    # Fixed precision keeps rows byte-identical across runs and worker counts.
+    return round(value, 6)
+
+
+def annotate_one(capture_id: str, data: bytes, detector: FaceDetector) -> Row:
+    """One annotation row; bad bytes give a row with a decode status and reason."""
+    row: Row = dict.fromkeys(ANNOTATION_SCHEMA)
+    row.update(
+        capture_id=capture_id,
+        model_name=detector.name,
+        model_version=detector.version,
+        model_weights_sha256=detector.weights_sha256,
+    )
+    decoded = imaging.decode(data)
+    row.update(
+        decode_status=decoded.status.value,
+        decode_reason=decoded.reason,
+        width=decoded.width,
+        height=decoded.height,
+    )
+    if decoded.image is None:
+        return row
+
+    gray = imaging.to_gray(decoded.image)
+    faces = detector.detect(imaging.to_bgr(decoded.image))
+    exp = imaging.exposure(gray)
+    row.update(
+        face_count=len(faces),
+        sharpness=_r(imaging.sharpness(gray)),
+        brightness=_r(exp.brightness),
+        highlight_clip=_r(exp.highlight_clip),
+        shadow_clip=_r(exp.shadow_clip),
+        phash=imaging.phash(decoded.image),
+        phash_crop3=imaging.phash(decoded.image, 0.03),
+        phash_crop6=imaging.phash(decoded.image, 0.06),
+    )
+    if faces:
+        face = max(faces, key=lambda f: (f.area, f.score))
+        crop = gray[face.y : face.y + face.h, face.x : face.x + face.w]
+        row.update(
+            face_x=face.x,
+            face_y=face.y,
+            face_w=face.w,
+            face_h=face.h,
+            face_score=_r(face.score),
+            face_area_share=_r(face.area / gray.size),
+            face_sharpness=_r(imaging.sharpness(crop)),
+            landmark_count=len(face.landmarks or ()),
+        )
+        for name, (x, y) in zip(LANDMARK_NAMES, face.landmarks or (), strict=False):
+            row[f"landmark_{name}_x"] = _r(x)
+            row[f"landmark_{name}_y"] = _r(y)
+    return row
+
+
+def _unreadable(capture_id: str, exc: Exception, detector: FaceDetector) -> Row:
+    row: Row = dict.fromkeys(ANNOTATION_SCHEMA)
+    row.update(
+        capture_id=capture_id,
+        decode_status=imaging.DecodeStatus.UNREADABLE.value,
+        decode_reason=f"{type(exc).__name__}: {exc}"[:200],
+        model_name=detector.name,
+        model_version=detector.version,
+        model_weights_sha256=detector.weights_sha256,
+    )
+    return row
+
+
+# Per-process state of a pool worker: set once by _init_worker.
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(factory: Callable[[], FaceDetector], reader: Reader | None) -> None:
+    # One OpenCV thread per process: parallelism comes from the pool, and idle OpenCV pool
+    # threads spinning next to other workers halve throughput.
+    cv2.setNumThreads(1)
+    detector = factory()
+    detector.load()
+    _WORKER.update(detector=detector, reader=reader)
+
+
+def _run_chunk(chunk: Sequence[tuple[str, bytes | str]]) -> list[Row]:
+    detector: FaceDetector = _WORKER["detector"]  # type: ignore[assignment]
+    reader: Reader | None = _WORKER["reader"]  # type: ignore[assignment]
+    rows = []
+    for capture_id, payload in chunk:
+        if reader is None:
+            rows.append(annotate_one(capture_id, payload, detector))  # type: ignore[arg-type]
+            continue
+        try:
+            data = reader(payload)  # type: ignore[arg-type]
+        except Exception as exc:  # any storage failure becomes that capture's row, not a crash
+            rows.append(_unreadable(capture_id, exc, detector))
+            continue
+        rows.append(annotate_one(capture_id, data, detector))
+    return rows
+
+
+def _chunks(items: Sequence[tuple[str, object]], size: int) -> Iterable[Sequence]:
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def annotate_blobs(
+    items: Sequence[tuple[str, bytes]] | Sequence[tuple[str, str]],
+    workers: int | None = None,
+    *,
+    reader: Reader | None = None,
+    detector_factory: Callable[[], FaceDetector] = default_detector,
+    chunk_size: int = 16,
+) -> pl.DataFrame:
+    """One row per capture_id, sorted by capture_id.
+
+    `items` is (capture_id, bytes), or (capture_id, blob key) together with `reader(key)`; a
+    reader runs inside the workers, so blob I/O is parallel too, and must be picklable for a
+    pool (a bound LocalBlobStore.read is). `workers=None` uses every available core.
+    """
+    ids = [cid for cid, _ in items]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({c for c in ids if ids.count(c) > 1})[:5]
+        raise ValueError(f"capture_id must be unique in annotate_blobs input; repeated: {dupes}")
+    workers = default_workers() if workers is None else workers
+    ordered = sorted(items, key=lambda item: item[0])
+
+    if workers <= 1 or len(ordered) <= chunk_size:
+        _init_worker(detector_factory, reader)
+        rows = [row for chunk in _chunks(ordered, chunk_size) for row in _run_chunk(chunk)]
+    else:
+        # forkserver: workers never inherit the caller's threads (Dagster runs some) or locks.
+        ctx = multiprocessing.get_context("forkserver")
+        # Import the heavy modules once in the fork server instead of once per worker.
+        ctx.set_forkserver_preload([__name__])
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(detector_factory, reader),
+        ) as pool:
+            rows = [
+                row for rows in pool.map(_run_chunk, _chunks(ordered, chunk_size)) for row in rows
+            ]
+    return pl.DataFrame(rows, schema=ANNOTATION_SCHEMA)

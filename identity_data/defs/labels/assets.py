@@ -1,0 +1,155 @@
+"""Label assets: each export parsed in its own partition, then pooled into consensus labels."""
+
+import dagster as dg
+import polars as pl
+
+from identity_data.defs.labels import consensus as cs
+from identity_data.defs.labels.checks import consensus_checks, consensus_check_specs
+from identity_data.defs.labels.parse import parse_flat_csv, parse_label_studio, pool_latest
+from identity_data.defs.labels.metadata import class_balance, label_metadata
+from identity_data.defs.labels.partitions import label_exports
+from identity_data.defs.labels.schemas import AnnotatorQuality, LabelQuarantine, ParsedAnnotations
+from identity_data.defs.labels.sensors import export_file
+from identity_data.defs.raw.assets import SOURCES
+from identity_data.defs.raw.schemas import CaptureManifest
+from identity_data.defs.warehouse.schemas import WarehouseLabel
+from identity_data.stores.deployment import Deployment
+from identity_data.validation import conform, empty_frame, schema_check, schema_check_spec
+
+EXPORT_ANNOTATIONS = dg.AssetKey(["labels", "export_annotations"])
+EXPORT_QUARANTINE = dg.AssetKey(["labels", "export_quarantine"])
+CONSENSUS = dg.AssetKey(["labels", "consensus_labels"])
+QUALITY = dg.AssetKey(["labels", "annotator_quality"])
+UNMATCHED = dg.AssetKey(["labels", "unmatched_annotations"])
+CAPTURE_COLUMNS = ["capture_id", "capture_date", "source"]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            EXPORT_ANNOTATIONS,
+            description="One row per (capture, annotator, task, label) of one export file.",
+            group_name="labels",
+            kinds={"polars", "parquet"},
+            partitions_def=label_exports,
+        ),
+        dg.AssetSpec(
+            EXPORT_QUARANTINE,
+            description="Export rows that cannot be used, with the reason.",
+            group_name="labels",
+            kinds={"polars", "parquet"},
+            partitions_def=label_exports,
+        ),
+    ],
+    check_specs=[
+        schema_check_spec(EXPORT_ANNOTATIONS, ParsedAnnotations),
+        schema_check_spec(EXPORT_QUARANTINE, LabelQuarantine),
+    ],
+    can_subset=False,
+)
+def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
+    """Parse one Label Studio JSON or flat CSV export, streaming."""
+    key, version = export_file(context.partition_key)
+    current = next(iter(deployment.lake.list(key)), None)
+    if current is None or not current.version.startswith(version):
+        raise dg.Failure(
+            f"{key}: its content changed or it was removed since partition "
+            f"{context.partition_key} was created; the new content has its own partition."
+        )
+    parse = parse_label_studio if key.endswith(".json") else parse_flat_csv
+    with deployment.lake.open(key) as fh:
+        annotations, quarantine = parse(fh, context.partition_key, key)
+    yield dg.Output(
+        annotations,
+        output_name=EXPORT_ANNOTATIONS.to_python_identifier(),
+        metadata={"dagster/row_count": annotations.height, **class_balance(annotations)},
+    )
+    yield dg.Output(
+        quarantine,
+        output_name=EXPORT_QUARANTINE.to_python_identifier(),
+        metadata={
+            "dagster/row_count": quarantine.height,
+            "by_reason": dg.MetadataValue.json(
+                dict(quarantine["reason"].value_counts().iter_rows())
+            ),
+        },
+    )
+    yield schema_check(annotations, ParsedAnnotations, EXPORT_ANNOTATIONS)
+    yield schema_check(quarantine, LabelQuarantine, EXPORT_QUARANTINE)
+
+
+def _captures_in(source: str) -> dg.AssetIn:
+    return dg.AssetIn(
+        dg.AssetKey(["raw", f"{source}_captures"]),
+        metadata={"allow_missing_partitions": True, "columns": CAPTURE_COLUMNS},
+    )
+
+
+def known_captures(*manifests: pl.DataFrame) -> pl.DataFrame:
+    """Every capture id any raw manifest holds; an unmaterialized source loads as no columns."""
+    empty = empty_frame(CaptureManifest).select(CAPTURE_COLUMNS)
+    return pl.concat([empty, *(m.select(CAPTURE_COLUMNS) for m in manifests if m.width)])
+
+
+def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
+    return dg.AssetOut(
+        key=key,
+        description=description,
+        group_name="labels",
+        kinds={"polars", "parquet"},
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+
+
+@dg.multi_asset(
+    outs={
+        "labels": _out(CONSENSUS, "One trusted label per capture and task (Dawid-Skene, MV "
+                       "baseline)."),
+        "quality": _out(QUALITY, "Estimated accuracy and confusion matrix per annotator and task."),
+        "unmatched": _out(UNMATCHED, "Annotations for captures that no raw manifest holds."),
+    },
+    ins={
+        "annotations": dg.AssetIn(
+            EXPORT_ANNOTATIONS, metadata={"allow_missing_partitions": True}
+        ),
+        **{f"{s.name}_captures": _captures_in(s.name) for s in SOURCES},
+    },
+    check_specs=[
+        schema_check_spec(CONSENSUS, WarehouseLabel),
+        schema_check_spec(QUALITY, AnnotatorQuality),
+        *consensus_check_specs(CONSENSUS, QUALITY),
+    ],
+    can_subset=False,
+)
+def consensus(
+    annotations: pl.DataFrame,
+    production_captures: pl.DataFrame,
+    campaign_captures: pl.DataFrame,
+    open_dataset_captures: pl.DataFrame,
+):
+    """Pool every export (latest wins) and aggregate annotators into one label per task."""
+    pooled = pool_latest(annotations if annotations.width else empty_frame(ParsedAnnotations))
+    captures = known_captures(production_captures, campaign_captures, open_dataset_captures)
+    matched = pooled.join(captures.select("capture_id"), on="capture_id", how="semi")
+    unmatched = pooled.join(captures.select("capture_id"), on="capture_id", how="anti")
+    labels, quality = cs.dawid_skene(matched)
+    latest_export = matched.group_by("capture_id", "task").agg(
+        export_id=pl.col("export_id").sort_by("created_at").last()
+    )
+    labels = conform(
+        labels.join(captures, on="capture_id", how="left").join(
+            latest_export, on=["capture_id", "task"], how="left"
+        ),
+        WarehouseLabel,
+    )
+    yield dg.Output(labels, output_name="labels",
+                    metadata={"dagster/row_count": labels.height, **label_metadata(labels)})
+    yield dg.Output(quality, output_name="quality",
+                    metadata={"dagster/row_count": quality.height})
+    yield dg.Output(unmatched, output_name="unmatched",
+                    metadata={"dagster/row_count": unmatched.height})
+    yield schema_check(labels, WarehouseLabel, CONSENSUS)
+    yield schema_check(quality, AnnotatorQuality, QUALITY)
+    yield from consensus_checks(
+        matched, unmatched, labels, captures, CONSENSUS, QUALITY, pooled.height
+    )

@@ -1,0 +1,125 @@
+"""Checks on consensus labels: coverage, confidence, annotator drift, taxonomy, accounting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from identity_data.defs.labels import consensus as cs
+from identity_data.defs.labels.metadata import LOW_CONFIDENCE, _markdown
+from identity_data.defs.labels.taxonomy import TAXONOMY_VERSION, taxonomy_frame
+
+MIN_COVERAGE = 0.8
+MAX_LOW_CONFIDENCE_SHARE = 0.2
+DRIFT_POINTS = 0.10
+
+
+def consensus_check_specs(labels: dg.AssetKey, quality: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            "label_coverage", asset=labels,
+            description=f"Per capture day, at least {MIN_COVERAGE:.0%} of the captures have a "
+            "consensus attack_type label.",
+        ),
+        dg.AssetCheckSpec(
+            "low_confidence_share", asset=labels,
+            description=f"At most {MAX_LOW_CONFIDENCE_SHARE:.0%} of labels have a posterior "
+            f"below {LOW_CONFIDENCE}.",
+        ),
+        dg.AssetCheckSpec(
+            "labels_in_taxonomy", asset=labels, blocking=True,
+            description=f"Every consensus label is allowed by taxonomy {TAXONOMY_VERSION}.",
+        ),
+        dg.AssetCheckSpec(
+            "row_accounting", asset=labels, blocking=True,
+            description="Pooled annotations = annotations for known captures + unmatched ones.",
+        ),
+        dg.AssetCheckSpec(
+            "annotator_drift", asset=quality,
+            description=f"No annotator's estimated accuracy in their latest export is more than "
+            f"{DRIFT_POINTS * 100:.0f} points below their history.",
+        ),
+    ]
+
+
+def coverage_by_day(labels: pl.DataFrame, captures: pl.DataFrame) -> pl.DataFrame:
+    """Share of each capture day's captures with a consensus attack_type label."""
+    labelled = labels.filter(pl.col("task") == "attack_type").select("capture_id")
+    return (
+        captures.with_columns(
+            labelled=pl.col("capture_id").is_in(labelled["capture_id"].implode())
+        )
+        .group_by("capture_date")
+        .agg(captures=pl.len(), coverage=pl.col("labelled").mean())
+        .sort("capture_date")
+    )
+
+
+def export_accuracy(annotations: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """Each annotator's agreement with the consensus label, per export they contributed to."""
+    return (
+        annotations.join(
+            labels.select("capture_id", "task", consensus="label"), on=["capture_id", "task"]
+        )
+        .group_by("annotator", "task", "export_id")
+        .agg(
+            accuracy=(pl.col("label") == pl.col("consensus")).mean(),
+            n_labels=pl.len(),
+            last_at=pl.col("created_at").max(),
+        )
+    )
+
+
+def drift(annotations: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """Latest export's accuracy against all earlier exports, per annotator and task."""
+    per_export = export_accuracy(annotations, labels).with_columns(
+        latest=pl.col("last_at") == pl.col("last_at").max().over("annotator", "task")
+    )
+    current = per_export.filter("latest").select("annotator", "task", "accuracy", "n_labels")
+    history = per_export.filter(~pl.col("latest")).select(
+        "annotator", "task", "accuracy", "n_labels"
+    )
+    return cs.annotator_drift(current, history, threshold=DRIFT_POINTS)
+
+
+def consensus_checks(
+    matched: pl.DataFrame,
+    unmatched: pl.DataFrame,
+    labels: pl.DataFrame,
+    captures: pl.DataFrame,
+    labels_key: dg.AssetKey,
+    quality_key: dg.AssetKey,
+    pooled_rows: int,
+) -> Iterator[dg.AssetCheckResult]:
+    coverage = coverage_by_day(labels, captures)
+    worst = coverage["coverage"].min() if coverage.height else 1.0
+    yield dg.AssetCheckResult(
+        check_name="label_coverage", asset_key=labels_key,
+        passed=bool(worst >= MIN_COVERAGE), severity=dg.AssetCheckSeverity.WARN,
+        metadata={"min_daily_coverage": float(worst), "by_day": _markdown(coverage)},
+    )
+    low = float((labels["posterior"] < LOW_CONFIDENCE).mean() or 0.0) if labels.height else 0.0
+    yield dg.AssetCheckResult(
+        check_name="low_confidence_share", asset_key=labels_key,
+        passed=low <= MAX_LOW_CONFIDENCE_SHARE, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"low_confidence_share": low},
+    )
+    outside = labels.join(taxonomy_frame(), on=["task", "label"], how="anti").height
+    yield dg.AssetCheckResult(
+        check_name="labels_in_taxonomy", asset_key=labels_key, passed=outside == 0,
+        metadata={"labels_outside_taxonomy": outside},
+    )
+    yield dg.AssetCheckResult(
+        check_name="row_accounting", asset_key=labels_key,
+        passed=pooled_rows == matched.height + unmatched.height,
+        metadata={"pooled": pooled_rows, "matched": matched.height,
+                  "unmatched": unmatched.height},
+    )
+    drifted = drift(matched, labels).filter("drifted")
+    yield dg.AssetCheckResult(
+        check_name="annotator_drift", asset_key=quality_key,
+        passed=drifted.is_empty(), severity=dg.AssetCheckSeverity.WARN,
+        metadata={"drifted": _markdown(drifted) if drifted.height else "none"},
+    )

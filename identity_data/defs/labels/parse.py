@@ -1,0 +1,374 @@
+"""Parse label exports (Label Studio JSON, flat CSV) into annotations plus a quarantine.
+
+Accounting unit ("row"): one (annotation x result item) of a Label Studio export, where an
+annotation with an empty `result` counts as one row; one data line of a flat CSV export. Every row
+ends up in exactly one of the two returned frames, so rows in = annotations + quarantine.
+
+Structural damage (malformed JSON, a top level that is not a list of task objects, a CSV without
+the required header) raises `LabelExportError`; anything wrong with one annotation's content goes
+to the quarantine with a reason code and the rest of the file is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+import ijson
+import polars as pl
+
+from identity_data.defs.labels.taxonomy import TAXONOMY, taxonomy_frame
+
+Source = BinaryIO | str | os.PathLike[str]
+
+# Rows are turned into a polars frame every _CHUNK_ROWS so Python objects never pile up for a
+# whole export; only the compact columnar frame grows with the file.
+_CHUNK_ROWS = 50_000
+_PEEK_BYTES = 1 << 16
+_BOM = b"\xef\xbb\xbf"
+_CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"  # ISO 8601 with `Z` or `+hh:mm`; naive is invalid
+CSV_COLUMNS = ("capture_id", "annotator", "task", "label", "labeled_at")
+
+# One row per accounting row, before validation. `ann_issue` / `item_issue` / `late_issue` are
+# problems found while streaming; `late_issue` ranks after every vectorised rule.
+_RAW_SCHEMA: dict[str, pl.DataType] = {
+    "task_position": pl.Int64(),
+    "capture_id": pl.String(),
+    "annotation_id": pl.String(),
+    "annotator": pl.String(),
+    "task": pl.String(),
+    "label": pl.String(),
+    "created_at": pl.String(),
+    "ann_issue": pl.String(),
+    "item_issue": pl.String(),
+    "late_issue": pl.String(),
+}
+ANNOTATION_COLUMNS = (
+    "export_id",
+    "source_file",
+    "task_position",
+    "capture_id",
+    "annotation_id",
+    "annotator",
+    "task",
+    "label",
+    "created_at",
+)
+QUARANTINE_COLUMNS = (*ANNOTATION_COLUMNS[:-1], "reason")
+
+
+class LabelExportError(ValueError):
+    """A label export that cannot be read at all; the message names the file and position."""
+
+
+@contextmanager
+def _binary(source: Source) -> Iterator[BinaryIO]:
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as fh:
+            yield fh
+    else:
+        yield source
+
+
+class _Replay:
+    """`head` (already peeked) followed by the rest of `rest`; counts bytes handed out."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+        self.consumed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        # ijson probes with read(0) for bytes-vs-str; a short read is fine, b"" means EOF.
+        if size == 0:
+            return b""
+        if self._head:
+            out, self._head = self._head, b""
+        else:
+            out = self._rest.read(size)
+        self.consumed += len(out)
+        return out
+
+
+def _scalar_id(value: object) -> str | None:
+    """Ids arrive as int or str; anything else (or blank) counts as missing."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _annotator(completed_by: object) -> str | None:
+    # Older Label Studio versions export the user object; keep only its numeric id, never e-mail.
+    if isinstance(completed_by, dict):
+        return _scalar_id(completed_by.get("id"))
+    return _scalar_id(completed_by)
+
+
+def _result_rows(result: list[object], where: str) -> Iterator[tuple[str | None, ...]]:
+    """(task, label, item_issue) per result item."""
+    for item in result:
+        if not isinstance(item, dict):
+            raise LabelExportError(f"{where}: result item is not a JSON object")
+        task = item.get("from_name") if isinstance(item.get("from_name"), str) else None
+        value = item.get("value")
+        choices = value.get("choices") if isinstance(value, dict) else None
+        if item.get("type") != "choices":
+            yield task, None, "unsupported_result_type"
+        elif not isinstance(choices, list) or not choices:
+            yield task, None, "empty_choices"
+        elif len(choices) > 1:
+            yield task, None, "multiple_choices"
+        else:
+            yield task, choices[0] if isinstance(choices[0], str) else None, None
+
+
+def _task_rows(task_obj: object, position: int, where: str, seen_ids: set[str]) -> Iterator[tuple]:
+    """Raw rows of one task. `seen_ids` carries annotation ids across the file: first one wins."""
+    if not isinstance(task_obj, dict):
+        raise LabelExportError(f"{where}: task is not a JSON object")
+    data = task_obj.get("data")
+    capture_id = _scalar_id(data.get("capture_id")) if isinstance(data, dict) else None
+    annotations = task_obj.get("annotations") or []
+    if not isinstance(annotations, list):
+        raise LabelExportError(f"{where}: 'annotations' is not a list")
+    for n, ann in enumerate(annotations):
+        if not isinstance(ann, dict):
+            raise LabelExportError(f"{where}: annotation {n} is not a JSON object")
+        result = ann.get("result") or []
+        if not isinstance(result, list):
+            raise LabelExportError(f"{where}: annotation {n} 'result' is not a list")
+        created_at = ann.get("created_at") if isinstance(ann.get("created_at"), str) else None
+        annotation_id = _scalar_id(ann.get("id"))
+        ann_issue = "cancelled_annotation" if ann.get("was_cancelled") else None
+        if annotation_id in seen_ids:
+            ann_issue = "duplicate_annotation_id"
+        elif annotation_id is not None:
+            seen_ids.add(annotation_id)
+        head = (position, capture_id, annotation_id, _annotator(ann.get("completed_by")))
+        if not result:
+            yield (*head, None, None, created_at, ann_issue or "empty_result", None, None)
+        # Two usable results for one task inside one annotation contradict; the first is kept.
+        answered: set[str] = set()
+        for task, label, item_issue in _result_rows(result, f"{where} annotation {n}"):
+            usable = item_issue is None and task in TAXONOMY and label in TAXONOMY[task]
+            late_issue = "duplicate_task_in_annotation" if usable and task in answered else None
+            if usable:
+                answered.add(task)
+            yield (*head, task, label, created_at, ann_issue, item_issue, late_issue)
+
+
+class _ChunkedFrame:
+    """Collects raw rows column-wise and converts them to polars every _CHUNK_ROWS."""
+
+    def __init__(self) -> None:
+        self._columns: list[list[object]] = [[] for _ in _RAW_SCHEMA]
+        self._frames: list[pl.DataFrame] = []
+
+    def add(self, row: tuple) -> None:
+        for column, value in zip(self._columns, row, strict=True):
+            column.append(value)
+        if len(self._columns[0]) >= _CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._columns[0]:
+            data = dict(zip(_RAW_SCHEMA, self._columns, strict=True))
+            self._frames.append(pl.DataFrame(data, schema=_RAW_SCHEMA))
+            self._columns = [[] for _ in _RAW_SCHEMA]
+
+    def frame(self) -> pl.DataFrame:
+        self._flush()
+        if not self._frames:
+            return pl.DataFrame(schema=_RAW_SCHEMA)
+        # No rechunk: the lazy validation reads chunked columns fine and a copy doubles peak RSS.
+        return pl.concat(self._frames, rechunk=False)
+
+
+def parse_label_studio(
+    source: Source, export_id: str, source_file: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Stream a Label Studio JSON export into (annotations, quarantine).
+
+    `task_position` is the 0-based index of the task in the file's top-level list. A duplicate
+    annotation id keeps its first occurrence; every row of later copies is quarantined, as is a
+    second result for the same task inside one annotation.
+    """
+    rows = _ChunkedFrame()
+    with _binary(source) as fh:
+        head = fh.read(_PEEK_BYTES)
+        offset = len(head)
+        start = head.removeprefix(_BOM).lstrip()
+        while not start and head:
+            head = fh.read(_PEEK_BYTES)
+            offset += len(head)
+            start = head.lstrip()
+        if start and not start.startswith(b"["):
+            raise LabelExportError(
+                f"{source_file}: top level is not a JSON list of tasks "
+                f"(byte offset {offset - len(start)})"
+            )
+        if start:
+            _stream_tasks(_Replay(start, fh), source_file, rows)
+    return _validate(rows.frame(), export_id, source_file)
+
+
+def _stream_tasks(reader: _Replay, source_file: str, rows: _ChunkedFrame) -> None:
+    n_tasks = 0
+    seen_ids: set[str] = set()
+    try:
+        for task_obj in ijson.items(reader, "item", use_float=True):
+            for row in _task_rows(task_obj, n_tasks, f"{source_file}: task {n_tasks}", seen_ids):
+                rows.add(row)
+            n_tasks += 1
+    except ijson.JSONError as exc:
+        # The parser's message quotes file content (possibly personal data): keep its first line.
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LabelExportError(
+            f"{source_file}: malformed JSON in or after task {n_tasks} "
+            f"(within the first {reader.consumed} bytes): {detail}"
+        ) from exc
+
+
+def parse_flat_csv(
+    source: Source, export_id: str, source_file: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Parse a flat CSV export `capture_id,annotator,task,label,labeled_at` into the same frames.
+
+    `task_position` is the 1-based line number in the file (header = line 1) and `annotation_id`
+    is `line-<n>`. A blank field is quarantined as `missing_field:<name>`. A repeated
+    (capture_id, annotator, task) keeps its first valid line; later lines are quarantined as
+    `duplicate_annotation`.
+    """
+    rows = _ChunkedFrame()
+    with _binary(source) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
+        reader = csv.DictReader(text)
+        try:
+            header = reader.fieldnames or list(CSV_COLUMNS)
+            missing = [c for c in CSV_COLUMNS if c not in header]
+            if missing:
+                raise LabelExportError(
+                    f"{source_file}: line 1: header lacks column(s) {', '.join(missing)}"
+                )
+            for record in reader:
+                rows.add(_csv_row(record, reader.line_num))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise LabelExportError(f"{source_file}: line {reader.line_num + 1}: {exc}") from exc
+        finally:
+            # Leave a caller's stream open: closing the wrapper would close it.
+            text.detach()
+    return _validate(
+        rows.frame(), export_id, source_file, unique_key=["capture_id", "annotator", "task"]
+    )
+
+
+def _csv_row(record: dict[str | None, object], line: int) -> tuple:
+    values = {c: str(record.get(c) or "").strip() or None for c in CSV_COLUMNS}
+    absent = next((c for c in CSV_COLUMNS if values[c] is None), None)
+    issue = f"missing_field:{absent}" if absent else ("extra_fields" if None in record else None)
+    return (
+        line,
+        values["capture_id"],
+        f"line-{line}",
+        values["annotator"],
+        values["task"],
+        values["label"],
+        values["labeled_at"],
+        issue,
+        None,
+        None,
+    )
+
+
+def _validate(
+    raw: pl.DataFrame,
+    export_id: str,
+    source_file: str,
+    unique_key: list[str] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Give each raw row the first failing rule as its reason (or none), then split.
+
+    With `unique_key`, only the first row per key among rows passing every other rule is kept;
+    later ones are quarantined as `duplicate_annotation`.
+    """
+    allowed = taxonomy_frame().select(pl.concat_str("task", "label", separator="/"))
+    parsed_at = pl.col("created_at").str.to_datetime(
+        _CREATED_AT_FORMAT, time_unit="us", time_zone="UTC", strict=False
+    )
+    rules: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col("ann_issue").is_not_null(), pl.col("ann_issue")),
+        (pl.col("capture_id").is_null(), pl.lit("missing_field:capture_id")),
+        (pl.col("annotation_id").is_null(), pl.lit("missing_field:annotation_id")),
+        (pl.col("annotator").is_null(), pl.lit("missing_field:annotator")),
+        (
+            ~pl.col("task").is_in(pl.Series(list(TAXONOMY)).implode()).fill_null(False),
+            pl.lit("unknown_task"),
+        ),
+        (pl.col("item_issue").is_not_null(), pl.col("item_issue")),
+        (
+            ~pl.concat_str("task", "label", separator="/")
+            .is_in(allowed.to_series().implode())
+            .fill_null(False),
+            pl.lit("unknown_label"),
+        ),
+        (pl.col("created_at").is_null(), pl.lit("missing_field:created_at")),
+        (pl.col("parsed_at").is_null(), pl.lit("invalid_created_at")),
+        (pl.col("late_issue").is_not_null(), pl.col("late_issue")),
+    ]
+    reason = pl.when(rules[0][0]).then(rules[0][1])
+    for cond, value in rules[1:]:
+        reason = reason.when(cond).then(value)
+    valid = pl.col("reason").is_null()
+    checked = raw.lazy().with_columns(parsed_at.alias("parsed_at"))
+    checked = checked.with_columns(reason.otherwise(None).alias("reason"))
+    if unique_key:
+        first_valid = pl.when(valid).then(pl.col("row")).min().over(unique_key)
+        checked = checked.with_row_index("row").with_columns(
+            pl.when(valid & (pl.col("row") != first_valid))
+            .then(pl.lit("duplicate_annotation"))
+            .otherwise(pl.col("reason"))
+            .alias("reason")
+        )
+    source = [pl.lit(export_id).alias("export_id"), pl.lit(source_file).alias("source_file")]
+    annotations, quarantine = pl.collect_all(
+        [
+            checked.filter(valid)
+            .with_columns(pl.col("parsed_at").alias("created_at"))
+            .select(*source, *ANNOTATION_COLUMNS[2:]),
+            checked.filter(~valid).select(*source, *QUARANTINE_COLUMNS[2:]),
+        ]
+    )
+    return annotations, quarantine
+
+
+def pool_latest(frames: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """Pool parsed annotations of many exports: one row per (capture_id, annotator, task).
+
+    The latest `created_at` wins. Ties go to the later `export_id` (string order), then the
+    larger `annotation_id` (numerically when both are integers, otherwise as strings), then the
+    later (source_file, task_position), so the result never depends on input order.
+    """
+    keys = ["capture_id", "annotator", "task"]
+    order = [
+        "created_at",
+        "export_id",
+        pl.col("annotation_id").cast(pl.Int64, strict=False),
+        "annotation_id",
+        "source_file",
+        "task_position",
+    ]
+    return (
+        frames.lazy()
+        .sort(order, nulls_last=False)
+        .unique(subset=keys, keep="last", maintain_order=True)
+        .sort(keys)
+        .collect()
+    )

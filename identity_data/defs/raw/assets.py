@@ -1,0 +1,145 @@
+"""Raw-zone assets: one factory, applied to the three capture sources."""
+
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+
+from identity_data.defs.raw import partitions
+from identity_data.defs.raw.extract import ingest, manifest_records, production_records
+from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
+from identity_data.stores.blobs import BlobStore
+from identity_data.stores.deployment import Deployment
+from identity_data.validation import empty_frame, schema_check, schema_check_spec
+
+Reader = Callable[[Deployment, str], Iterator[tuple[pl.DataFrame, BlobStore]]]
+
+
+@dataclass(frozen=True)
+class CaptureSource:
+    """A capture source: how it is partitioned and how one partition's records are read."""
+
+    name: str
+    partitions_def: dg.PartitionsDefinition
+    read: Reader
+    description: str
+    freshness_policy: dg.FreshnessPolicy | None = None
+
+    def key(self, layer: str, table: str) -> dg.AssetKey:
+        return dg.AssetKey([layer, f"{self.name}_{table}"])
+
+
+def _read_production(deployment: Deployment, partition: str) -> Iterator[tuple]:
+    for batch in production_records(deployment.capture_db, date.fromisoformat(partition)):
+        yield batch, deployment.capture_bucket
+
+
+def _drop_folder(zone: str) -> Reader:
+    def read(deployment: Deployment, partition: str) -> Iterator[tuple]:
+        yield manifest_records(deployment.lake, f"landing/{zone}/{partition}"), deployment.lake
+
+    return read
+
+
+SOURCES = (
+    CaptureSource(
+        "production",
+        partitions.daily,
+        _read_production,
+        "Captures from the capture service's database, extracted per capture day.",
+        dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=36)),
+    ),
+    CaptureSource(
+        "campaign",
+        partitions.campaigns,
+        _drop_folder("campaigns"),
+        "Captures from the team's capture campaigns, one drop folder per campaign.",
+    ),
+    CaptureSource(
+        "open_dataset",
+        partitions.open_datasets,
+        _drop_folder("open-datasets"),
+        "Captures from open datasets imported in bulk.",
+    ),
+)
+
+
+def accounting_spec(source: CaptureSource) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "row_accounting",
+        asset=source.key("raw", "captures"),
+        blocking=True,
+        description="Source records in = manifest rows + quarantined rows: nothing dropped.",
+    )
+
+
+def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
+    captures, quarantine = source.key("raw", "captures"), source.key("raw", "quarantine")
+
+    @dg.multi_asset(
+        name=f"raw_{source.name}",
+        specs=[
+            dg.AssetSpec(
+                captures,
+                description=source.description,
+                group_name="raw",
+                kinds={"polars", "parquet"},
+                partitions_def=source.partitions_def,
+                freshness_policy=source.freshness_policy,
+            ),
+            dg.AssetSpec(
+                quarantine,
+                description=f"{source.name} records kept out of the manifest, with the reason.",
+                group_name="raw",
+                kinds={"polars", "parquet"},
+                partitions_def=source.partitions_def,
+            ),
+        ],
+        check_specs=[
+            schema_check_spec(captures, CaptureManifest),
+            schema_check_spec(quarantine, RawQuarantine),
+            accounting_spec(source),
+        ],
+        can_subset=False,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def _asset(context: dg.AssetExecutionContext, deployment: Deployment):
+        """Copy the partition's blobs into the raw zone and write its manifest."""
+        key = deployment.settings.pseudonym_key
+        manifests, quarantines, rows_in = [], [], 0
+        for partition in context.partition_keys:
+            for records, store in source.read(deployment, partition):
+                rows_in += records.height
+                manifest, bad = ingest(
+                    records, store.read, deployment.lake, key, source.name, partition
+                )
+                manifests.append(manifest)
+                quarantines.append(bad)
+        manifest = pl.concat([empty_frame(CaptureManifest), *manifests])
+        bad = pl.concat([empty_frame(RawQuarantine), *quarantines])
+        yield dg.Output(manifest, output_name=captures.to_python_identifier(), metadata={
+            "dagster/row_count": manifest.height,
+            "by_capture_type": dg.MetadataValue.json(
+                dict(manifest["capture_type"].value_counts().iter_rows())
+            ),
+        })
+        yield dg.Output(bad, output_name=quarantine.to_python_identifier(), metadata={
+            "dagster/row_count": bad.height,
+            "by_field": dg.MetadataValue.json(dict(bad["field"].value_counts().iter_rows())),
+        })
+        yield schema_check(manifest, CaptureManifest, captures)
+        yield schema_check(bad, RawQuarantine, quarantine)
+        yield dg.AssetCheckResult(
+            check_name="row_accounting",
+            asset_key=captures,
+            passed=rows_in == manifest.height + bad.height,
+            metadata={"rows_in": rows_in, "manifest": manifest.height, "quarantined": bad.height},
+        )
+
+    return _asset
+
+
+raw_assets = [build_raw_asset(source) for source in SOURCES]

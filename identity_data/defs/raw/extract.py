@@ -1,0 +1,175 @@
+"""Extraction: source records in, raw-zone manifest and quarantine out.
+
+Every source (capture database, campaign drop folders, open datasets) is reduced to the same
+record frame, then `ingest` copies blobs into the raw zone and pseudonymises subjects, so the
+three sources share one implementation.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import PurePosixPath
+
+import polars as pl
+import sqlalchemy as sa
+
+from identity_data import capture_db
+from identity_data.defs.annotations.imaging import decode
+from identity_data.defs.raw.schemas import CAPTURE_TYPES, CaptureManifest, RawQuarantine
+from identity_data.privacy import pseudonymise
+from identity_data.stores.blobs import BlobStore, content_key
+from identity_data.validation import conform, empty_frame
+
+RECORD_SCHEMA = {
+    "record": pl.String,
+    "capture_id": pl.String,
+    "subject_ref": pl.String,
+    "capture_type": pl.String,
+    "device": pl.String,
+    "captured_at": pl.Datetime(time_zone="UTC"),
+    "blob_key": pl.String,
+    "source_label": pl.String,
+}
+MANIFEST_COLUMNS = ("capture_id", "subject_ref", "capture_type", "device", "captured_at", "file")
+BATCH_ROWS = 20_000
+
+
+def production_records(engine: sa.Engine, day: date) -> Iterator[pl.DataFrame]:
+    """The day's captures, one bound-parameter query, streamed in bounded batches."""
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    c = capture_db.captures.c
+    query = (
+        sa.select(
+            c.capture_id, c.subject_ref, c.capture_type, c.device, c.captured_at, c.blob_path
+        )
+        .where(c.captured_at >= start, c.captured_at < start + timedelta(days=1))
+        .order_by(c.capture_id)
+    )
+    with engine.connect().execution_options(stream_results=True) as con:
+        result = con.execute(query)
+        while rows := result.fetchmany(BATCH_ROWS):
+            frame = pl.DataFrame(
+                [tuple(r) for r in rows],
+                schema=["capture_id", "subject_ref", "capture_type", "device", "captured_at",
+                        "blob_key"],
+                orient="row",
+            )
+            yield frame.with_columns(
+                record=pl.lit("captures:") + pl.col("capture_id"),
+                captured_at=_as_utc(pl.col("captured_at")),
+                source_label=pl.lit(None, pl.String),
+            ).select(list(RECORD_SCHEMA))
+
+
+def _as_utc(expr: pl.Expr) -> pl.Expr:
+    """SQLite returns naive UTC datetimes and PostgreSQL aware ones; both become UTC."""
+    return expr.dt.replace_time_zone(None).dt.replace_time_zone("UTC")
+
+
+def manifest_records(store: BlobStore, folder: str) -> pl.DataFrame:
+    """A drop folder's manifest.csv, every field kept as text so bad values can be named."""
+    key = f"{folder}/manifest.csv"
+    raw = pl.read_csv(io.BytesIO(store.read(key)), infer_schema=False)
+    missing = [c for c in MANIFEST_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{key}: manifest lacks columns {missing}")
+    if "source_label" not in raw.columns:
+        raw = raw.with_columns(source_label=pl.lit(None, pl.String))
+    return raw.with_row_index("line", offset=2).select(
+        record=pl.lit(f"{key}:line ") + pl.col("line").cast(pl.String),
+        capture_id=pl.col("capture_id").str.strip_chars(),
+        subject_ref=pl.col("subject_ref"),
+        capture_type=pl.col("capture_type"),
+        device=pl.col("device"),
+        captured_at=pl.col("captured_at").str.to_datetime(time_zone="UTC", strict=False),
+        raw_captured_at=pl.col("captured_at"),
+        blob_key=pl.lit(f"{folder}/") + pl.col("file"),
+        source_label=pl.col("source_label"),
+    )
+
+
+def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
+    """One row per record whose fields are unusable: (record, field, reason)."""
+    raw_ts = pl.col("raw_captured_at") if "raw_captured_at" in records.columns else pl.lit(None)
+    rules = [
+        ("capture_id", pl.col("capture_id").is_null() | (pl.col("capture_id") == ""), "missing"),
+        ("subject_ref", pl.col("subject_ref").is_null() | (pl.col("subject_ref") == ""),
+         "missing"),
+        ("capture_type", ~pl.col("capture_type").is_in(CAPTURE_TYPES).fill_null(False),
+         f"not one of {', '.join(CAPTURE_TYPES)}"),
+        ("captured_at", pl.col("captured_at").is_null(),
+         pl.when(raw_ts.is_null()).then(pl.lit("missing"))
+         .otherwise(pl.lit("not an ISO 8601 timestamp"))),
+        ("blob_key", pl.col("blob_key").is_null(), "missing"),
+        ("capture_id", pl.col("capture_id").is_duplicated() & (pl.int_range(pl.len()).over(
+            "capture_id") > 0), "duplicate capture_id in this partition"),
+    ]
+    faults = [
+        records.filter(cond).select(
+            "record", "capture_id", field=pl.lit(field), reason=pl.lit(reason)
+            if isinstance(reason, str) else reason
+        )
+        for field, cond, reason in rules
+    ]
+    # One quarantine row per record: its first fault.
+    return pl.concat(faults).unique("record", keep="first", maintain_order=True)
+
+
+def ingest(
+    records: pl.DataFrame,
+    read_blob: Callable[[str], bytes],
+    lake: BlobStore,
+    key: bytes,
+    source: str,
+    partition: str,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Copy blobs into the raw zone and build (manifest, quarantine); rows in = out + quarantined."""
+    faults = _record_faults(records)
+    valid = records.join(faults.select("record"), on="record", how="anti")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        stored = list(pool.map(lambda k: _store_blob(k, read_blob, lake), valid["blob_key"]))
+    blobs = pl.DataFrame(stored, orient="row", schema={
+        "blob_uri": pl.String, "stored_key": pl.String, "sha256": pl.String,
+        "bytes": pl.Int64, "width": pl.Int64, "height": pl.Int64,
+        "decode_status": pl.String, "reason": pl.String,
+    })
+    valid = valid.hstack(blobs)
+    blob_faults = valid.filter(pl.col("decode_status") != "ok").select(
+        "record", "capture_id",
+        field=pl.lit("blob"),
+        reason=pl.col("reason"),
+        blob_uri=pl.col("blob_uri"),
+    )
+    quarantine = pl.concat([faults.with_columns(blob_uri=pl.lit(None, pl.String)), blob_faults])
+    good = valid.filter(pl.col("decode_status") == "ok")
+    manifest = good.with_columns(
+        source=pl.lit(source),
+        source_partition=pl.lit(partition),
+        subject_pseudonym=pseudonymise(key, good["subject_ref"]),
+        capture_date=pl.col("captured_at").dt.date(),
+        blob_key=pl.col("stored_key"),
+    )
+    quarantine = quarantine.with_columns(source=pl.lit(source), source_partition=pl.lit(partition))
+    return (
+        conform(manifest, CaptureManifest) if manifest.height else empty_frame(CaptureManifest),
+        conform(quarantine, RawQuarantine) if quarantine.height else empty_frame(RawQuarantine),
+    )
+
+
+def _store_blob(source_key: str, read_blob: Callable[[str], bytes], lake: BlobStore) -> tuple:
+    try:
+        data = read_blob(source_key)
+    except FileNotFoundError:
+        return (None, None, None, None, None, None, "missing", f"blob not found: {source_key}")
+    decoded = decode(data)
+    if not data:
+        return (None, None, None, 0, None, None, str(decoded.status), decoded.reason)
+    suffix = PurePosixPath(source_key).suffix.lower() or ".bin"
+    key, digest = content_key(data, suffix)
+    # Broken blobs are kept in the raw zone too: the quarantine row points at them.
+    lake.put_if_absent(key, data)
+    return (lake.uri(key), key, digest, len(data), decoded.width, decoded.height,
+            str(decoded.status), decoded.reason)

@@ -1,0 +1,19 @@
+"""The batch cadence of production captures: one run per capture day."""
+
+import dagster as dg
+
+from identity_data.defs.raw.partitions import daily
+
+production_daily_job = dg.define_asset_job(
+    "production_daily",
+    selection=dg.AssetSelection.assets(
+        dg.AssetKey(["raw", "production_captures"]), dg.AssetKey(["raw", "production_quarantine"])
+    ),
+    partitions_def=daily,
+    description="Extract yesterday's production captures into the raw zone.",
+)
+
+# 02:00 UTC leaves the capture service's late writes of the previous day time to land.
+production_daily_schedule = dg.build_schedule_from_partitioned_job(
+    production_daily_job, hour_of_day=2, default_status=dg.DefaultScheduleStatus.RUNNING
+)

@@ -1,0 +1,48 @@
+"""Pandera models of the raw zone: one manifest schema for every capture source."""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+CAPTURE_TYPES = ("selfie", "id_front", "id_back")
+SOURCES = ("production", "campaign", "open_dataset")
+
+
+class CaptureManifest(pa.DataFrameModel):
+    """One decodable capture whose blob sits, content-addressed, in the raw zone."""
+
+    capture_id: str = pa.Field(unique=True)
+    source: str = pa.Field(isin=SOURCES)
+    source_partition: str
+    subject_pseudonym: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
+    capture_type: str = pa.Field(isin=CAPTURE_TYPES)
+    device: str = pa.Field(nullable=True)
+    captured_at: pl.Datetime(time_zone="UTC")
+    capture_date: pl.Date
+    blob_uri: str
+    blob_key: str
+    sha256: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
+    bytes: pl.Int64 = pa.Field(gt=0)
+    width: pl.Int64 = pa.Field(gt=0)
+    height: pl.Int64 = pa.Field(gt=0)
+    decode_status: str = pa.Field(isin=["ok"])
+    source_label: str = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+
+
+class RawQuarantine(pa.DataFrameModel):
+    """A source record that did not enter the manifest, with the field at fault and why."""
+
+    source: str = pa.Field(isin=SOURCES)
+    source_partition: str
+    record: str
+    capture_id: str = pa.Field(nullable=True)
+    field: str
+    reason: str
+    blob_uri: str = pa.Field(nullable=True)
+
+    class Config:
+        strict = True

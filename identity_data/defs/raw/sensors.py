@@ -1,0 +1,34 @@
+"""A sensor on the campaign drop folders."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import dagster as dg
+
+from identity_data.defs.raw.partitions import campaigns
+from identity_data.stores.blobs import ObjectInfo
+from identity_data.watch import build_drop_sensor
+
+CAMPAIGN_PREFIX = "landing/campaigns"
+
+
+def campaign_of(obj: ObjectInfo) -> str | None:
+    """A campaign is ready when its manifest lands; the folder name is the partition."""
+    path = PurePosixPath(obj.key)
+    if path.name != "manifest.csv" or path.parent.parent != PurePosixPath(CAMPAIGN_PREFIX):
+        return None
+    return path.parent.name
+
+
+campaign_sensor = build_drop_sensor(
+    name="campaign_drop_sensor",
+    prefix=CAMPAIGN_PREFIX,
+    partitions_def=campaigns,
+    target=dg.AssetSelection.assets(
+        dg.AssetKey(["raw", "campaign_captures"]), dg.AssetKey(["raw", "campaign_quarantine"])
+    ),
+    partition_for=campaign_of,
+    description="Adds a campaign partition when its manifest.csv lands, and extracts it.",
+    suffixes=("manifest.csv",),
+)

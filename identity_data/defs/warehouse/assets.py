@@ -1,0 +1,127 @@
+"""Warehouse tables, one write per table per partition, shaped from the lake."""
+
+import dagster as dg
+import pandera.polars as pa
+import polars as pl
+
+from identity_data.defs.labels.assets import CONSENSUS, QUALITY
+from identity_data.defs.labels.schemas import AnnotatorQuality
+from identity_data.defs.raw.assets import SOURCES, CaptureSource
+from identity_data.defs.warehouse import transforms
+from identity_data.defs.warehouse.io_manager import SOURCE, TABLE
+from identity_data.defs.warehouse.schemas import (
+    TrainingExample,
+    WarehouseAnnotation,
+    WarehouseCapture,
+    WarehouseLabel,
+)
+from identity_data.validation import conform, schema_check, schema_check_spec
+
+NEAR_DUPLICATES = dg.AssetKey(["annotations", "near_duplicates"])
+
+
+def _spec(key: dg.AssetKey, table: str, description: str, **kwargs) -> dict:
+    return dict(
+        key=key,
+        description=description,
+        group_name="warehouse",
+        kinds={"polars", "duckdb", "bigquery"},
+        io_manager_key="warehouse_io_manager",
+        metadata={TABLE: table, **kwargs.pop("metadata", {})},
+        automation_condition=dg.AutomationCondition.eager(),
+        **kwargs,
+    )
+
+
+def _checked(
+    context: dg.AssetExecutionContext, df: pl.DataFrame, model: type[pa.DataFrameModel]
+):
+    yield dg.Output(df, metadata={"dagster/row_count": df.height})
+    yield schema_check(df, model, context.asset_key)
+
+
+def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
+    """captures, annotations and training_examples rows of one source, per source partition."""
+    partitioned = dict(
+        partitions_def=source.partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        metadata={SOURCE: source.name},
+    )
+    raw, annotated = source.key("raw", "captures"), source.key("annotations", "annotations")
+    captures_key = source.key("warehouse", "captures")
+    annotations_key = source.key("warehouse", "annotations")
+    examples_key = source.key("warehouse", "training_examples")
+
+    @dg.asset(
+        **_spec(captures_key, "captures", f"Warehouse captures rows from {source.name}.",
+                **partitioned),
+        ins={"manifest": dg.AssetIn(raw)},
+        check_specs=[schema_check_spec(captures_key, WarehouseCapture)],
+    )
+    def captures(context: dg.AssetExecutionContext, manifest: pl.DataFrame):
+        """Write the partition's captures to the warehouse."""
+        yield from _checked(context, transforms.warehouse_captures(manifest), WarehouseCapture)
+
+    @dg.asset(
+        **_spec(annotations_key, "annotations",
+                f"Warehouse annotations rows from {source.name}.", **partitioned),
+        ins={"annotations": dg.AssetIn(annotated), "manifest": dg.AssetIn(raw)},
+        check_specs=[schema_check_spec(annotations_key, WarehouseAnnotation)],
+    )
+    def annotations(
+        context: dg.AssetExecutionContext, annotations: pl.DataFrame, manifest: pl.DataFrame
+    ):
+        """Write the partition's inferred annotations to the warehouse."""
+        rows = transforms.warehouse_annotations(annotations, manifest)
+        yield from _checked(context, rows, WarehouseAnnotation)
+
+    @dg.asset(
+        **_spec(examples_key, "training_examples",
+                f"Usable {source.name} captures with labels and annotations.", **partitioned),
+        ins={
+            "manifest": dg.AssetIn(raw),
+            "annotations": dg.AssetIn(annotated),
+            "labels": dg.AssetIn(CONSENSUS),
+            "duplicates": dg.AssetIn(NEAR_DUPLICATES),
+        },
+        check_specs=[schema_check_spec(examples_key, TrainingExample)],
+    )
+    def training_examples(
+        context: dg.AssetExecutionContext,
+        manifest: pl.DataFrame,
+        annotations: pl.DataFrame,
+        labels: pl.DataFrame,
+        duplicates: pl.DataFrame,
+    ):
+        """Join captures, consensus labels and annotations into training rows."""
+        rows, counts = transforms.training_examples(manifest, annotations, labels, duplicates)
+        context.add_output_metadata({f"excluded_{k}" if k != "captures_in" else k: v
+                                     for k, v in counts.items()})
+        yield from _checked(context, rows, TrainingExample)
+
+    return [captures, annotations, training_examples]
+
+
+def build_label_table(
+    upstream: dg.AssetKey, table: str, model: type[pa.DataFrameModel], description: str
+) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["warehouse", table])
+
+    @dg.asset(
+        **_spec(key, table, description),
+        ins={"frame": dg.AssetIn(upstream)},
+        check_specs=[schema_check_spec(key, model)],
+    )
+    def _table(context: dg.AssetExecutionContext, frame: pl.DataFrame):
+        """Replace the whole table in one atomic write."""
+        yield from _checked(context, conform(frame, model), model)
+
+    return _table
+
+
+warehouse_assets = [
+    *(asset for source in SOURCES for asset in build_source_tables(source)),
+    build_label_table(CONSENSUS, "labels", WarehouseLabel, "Consensus labels for ML users."),
+    build_label_table(QUALITY, "annotator_quality", AnnotatorQuality,
+                      "Estimated accuracy and confusion per annotator and task."),
+]

@@ -1,0 +1,88 @@
+"""Pandera models of the warehouse tables; BigQuery and DuckDB schemas derive from these."""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+from identity_data.defs.annotations.schemas import AnnotationRows
+from identity_data.defs.labels.schemas import ConsensusLabels
+from identity_data.defs.raw.schemas import CAPTURE_TYPES, SOURCES
+
+SPLITS = ("train", "validation", "test")
+
+
+class SourcePartitioned(pa.DataFrameModel):
+    """Columns that tie a warehouse row to the raw partition it came from."""
+
+    capture_id: str
+    source: str = pa.Field(isin=SOURCES)
+    source_partition: str
+    capture_date: pl.Date
+
+
+class WarehouseCapture(SourcePartitioned):
+    """A capture as ML users query it: pseudonymous subject, type, blob location."""
+
+    capture_id: str = pa.Field(unique=True)
+    subject_pseudonym: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
+    capture_type: str = pa.Field(isin=CAPTURE_TYPES)
+    device: str = pa.Field(nullable=True)
+    captured_at: pl.Datetime(time_zone="UTC")
+    blob_uri: str
+    sha256: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
+    bytes: pl.Int64 = pa.Field(gt=0)
+    width: pl.Int64 = pa.Field(gt=0)
+    height: pl.Int64 = pa.Field(gt=0)
+    source_label: str = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+
+
+class TrainingExample(SourcePartitioned):
+    """One usable capture with its trusted labels and inferred annotations."""
+
+    capture_id: str = pa.Field(unique=True)
+    subject_pseudonym: str
+    capture_type: str = pa.Field(isin=CAPTURE_TYPES)
+    blob_uri: str
+    split: str = pa.Field(isin=SPLITS)
+    attack_type: str = pa.Field(nullable=True)
+    attack_type_posterior: pl.Float64 = pa.Field(nullable=True, ge=0, le=1)
+    document_type: str = pa.Field(nullable=True)
+    document_type_posterior: pl.Float64 = pa.Field(nullable=True, ge=0, le=1)
+    capture_quality: str = pa.Field(nullable=True)
+    capture_quality_posterior: pl.Float64 = pa.Field(nullable=True, ge=0, le=1)
+    face_count: pl.Int64 = pa.Field(ge=0)
+    face_score: pl.Float64 = pa.Field(nullable=True)
+    face_area_share: pl.Float64 = pa.Field(nullable=True, ge=0, le=1)
+    sharpness: pl.Float64 = pa.Field(nullable=True, ge=0)
+    brightness: pl.Float64 = pa.Field(nullable=True, ge=0)
+    near_duplicate_cluster: str = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+
+
+class WarehouseLabel(ConsensusLabels):
+    """A consensus label tied to its capture's day and source, and the export that last fed it."""
+
+    capture_date: pl.Date
+    source: str = pa.Field(isin=SOURCES)
+    export_id: str
+
+    class Config:
+        strict = True
+        unique = ("capture_id", "task")
+
+
+class WarehouseAnnotation(AnnotationRows):
+    """Inferred annotations of one capture, with the model that produced them."""
+
+    source: str = pa.Field(isin=SOURCES)
+    source_partition: str
+    capture_date: pl.Date
+
+    class Config:
+        strict = True

@@ -1,0 +1,1 @@
+"""Storage backends behind the lake (blobs) and the warehouse (tables)."""

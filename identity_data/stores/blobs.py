@@ -1,0 +1,101 @@
+"""Object storage for raw blobs: a local folder by default, GCS in production."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object; `version` changes whenever its content does."""
+
+    key: str
+    size: int
+    version: str
+
+
+class BlobStore(Protocol):
+    """What the pipeline needs from object storage, keyed relative to the store's root."""
+
+    def uri(self, key: str) -> str: ...
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Write `data` under `key` unless an object exists there; True if this call wrote it."""
+        ...
+
+    def read(self, key: str) -> bytes: ...
+
+    def open(self, key: str) -> BinaryIO:
+        """A binary stream of the object, for files too large to read at once."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str, suffixes: tuple[str, ...] = ()) -> Iterator[ObjectInfo]:
+        """Objects under `prefix` (ending in one of `suffixes`, if given), in key order, fetched
+        page by page."""
+        ...
+
+
+def content_key(data: bytes, suffix: str, zone: str = "raw/captures") -> tuple[str, str]:
+    """Content-addressed key with a hashed two-character prefix; returns (key, sha256)."""
+    digest = hashlib.sha256(data).hexdigest()
+    return f"{zone}/{digest[:2]}/{digest}{suffix}", digest
+
+
+class LocalBlobStore:
+    """A folder that behaves like a bucket: atomic, create-only writes."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def uri(self, key: str) -> str:
+        return (self.root / key).as_uri()
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        target = self.root / key
+        if target.exists():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            # link() fails if the name exists, so a concurrent writer never gets overwritten.
+            os.link(tmp, target)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+
+    def read(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def open(self, key: str) -> BinaryIO:
+        return (self.root / key).open("rb")
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+    def list(self, prefix: str, suffixes: tuple[str, ...] = ()) -> Iterator[ObjectInfo]:
+        base = self.root / prefix
+        if not base.exists():
+            return
+        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            if path.name.startswith(".tmp-") or (suffixes and not path.name.endswith(suffixes)):
+                continue
+            with path.open("rb") as fh:
+                # md5 of the content, like GCS's md5Hash, so a rewrite with equal bytes is no change.
+                version = hashlib.file_digest(fh, "md5").hexdigest()
+            yield ObjectInfo(
+                key=path.relative_to(self.root).as_posix(),
+                size=path.stat().st_size,
+                version=version,
+            )

@@ -1,0 +1,65 @@
+"""The deployment as a resource: blob stores, warehouse and capture database for this run."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import PrivateAttr
+
+from identity_data.settings import Settings, resolve_settings
+from identity_data.stores.blobs import BlobStore, LocalBlobStore
+from identity_data.stores.warehouse import DuckDBWarehouse, WarehouseBackend
+
+
+def blob_store(url: str) -> BlobStore:
+    """A local folder, or `gs://bucket/prefix`."""
+    if url.startswith("gs://"):
+        from identity_data.stores.gcs import GcsBlobStore
+
+        bucket, _, prefix = url.removeprefix("gs://").partition("/")
+        return GcsBlobStore(bucket, prefix)
+    return LocalBlobStore(url)
+
+
+def warehouse_backend(settings: Settings) -> WarehouseBackend:
+    if settings.is_prod:
+        from identity_data.stores.bigquery import BigQueryWarehouse
+
+        return BigQueryWarehouse(
+            project=settings.gcp_project, dataset=settings.bq_dataset,
+            location=settings.bq_location,
+        )
+    return DuckDBWarehouse(settings.duckdb_path)
+
+
+class Deployment(dg.ConfigurableResource):
+    """Where the lake, warehouse and capture database live, resolved from the environment."""
+
+    _settings: Settings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._settings = resolve_settings()
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = resolve_settings()
+        return self._settings
+
+    @cached_property
+    def lake(self) -> BlobStore:
+        return blob_store(self.settings.lake_url)
+
+    @cached_property
+    def capture_bucket(self) -> BlobStore:
+        return blob_store(self.settings.capture_bucket_url)
+
+    @cached_property
+    def capture_db(self) -> sa.Engine:
+        return sa.create_engine(self.settings.capture_db_url)
+
+    @cached_property
+    def warehouse(self) -> WarehouseBackend:
+        return warehouse_backend(self.settings)

@@ -1,0 +1,116 @@
+"""Google Cloud Storage: the production BlobStore."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.cloud import storage
+from google.cloud.storage.retry import (
+    DEFAULT_RETRY,
+    ConditionalRetryPolicy,
+    is_generation_specified,
+)
+
+from identity_data.stores.blobs import ObjectInfo
+
+
+def storage_retry(deadline: float = 120.0, initial: float = 1.0, maximum: float = 30.0) -> Retry:
+    """The storage client's own transient-error policy (408/429/5xx, timeouts, dropped
+    connections) with exponential backoff, bounded by `deadline` seconds overall."""
+    return DEFAULT_RETRY.with_timeout(deadline).with_delay(
+        initial=initial, maximum=maximum, multiplier=2.0
+    )
+
+
+class GcsBlobStore:
+    """A bucket prefix with create-only writes: GCS preconditions make them race-free."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        client: storage.Client | None = None,
+        retry: Retry | None = None,
+        timeout: float = 60.0,
+        page_size: int = 1000,
+    ) -> None:
+        self.client = client or storage.Client()
+        self.bucket = self.client.bucket(bucket)
+        self.prefix = prefix.strip("/")
+        self.retry = retry or storage_retry()
+        # Writes carry ifGenerationMatch=0, which makes them idempotent and so safe to retry;
+        # the conditional policy states that dependency instead of retrying blindly.
+        self.put_retry = ConditionalRetryPolicy(
+            self.retry, is_generation_specified, ["query_params"]
+        )
+        self.timeout = timeout
+        self.page_size = page_size
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"gs://{self.bucket.name}/{self._name(key)}"
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        blob = self.bucket.blob(self._name(key))
+        try:
+            blob.upload_from_string(
+                data,
+                content_type="application/octet-stream",
+                if_generation_match=0,
+                retry=self.put_retry,
+                timeout=self.timeout,
+                checksum="crc32c",
+            )
+        except gexc.PreconditionFailed:
+            # Someone else's object is there (or our own, when a retried attempt follows one whose
+            # response was lost): it is never overwritten, and this call reports no write.
+            return False
+        return True
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self.bucket.blob(self._name(key)).download_as_bytes(
+                retry=self.retry, timeout=self.timeout, checksum="crc32c"
+            )
+        except gexc.NotFound as err:
+            raise FileNotFoundError(self.uri(key)) from err
+
+    def open(self, key: str) -> BinaryIO:
+        # Chunked ranged reads: a 200 MB label export streams instead of landing in memory.
+        return self.bucket.blob(self._name(key)).open("rb", retry=self.retry)
+
+    def exists(self, key: str) -> bool:
+        return self.bucket.blob(self._name(key)).exists(retry=self.retry, timeout=self.timeout)
+
+    def list(self, prefix: str, suffixes: tuple[str, ...] = ()) -> Iterator[ObjectInfo]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        blobs = self.client.list_blobs(
+            self.bucket,
+            prefix=root + prefix,
+            page_size=self.page_size,
+            retry=self.retry,
+            timeout=self.timeout,
+        )
+        for page in blobs.pages:
+            for blob in page:
+                if suffixes and not blob.name.endswith(suffixes):
+                    continue
+                yield ObjectInfo(key=blob.name[len(root) :], size=blob.size, version=_version(blob))
+
+
+def _version(blob: storage.Blob) -> str:
+    """md5 of the content, like LocalBlobStore: a re-upload of equal bytes is no change, while
+    the generation would change on every write. Composite objects carry no md5; crc32c is still
+    a content hash, and the generation is the last resort that never misses a change."""
+    if blob.md5_hash:
+        # Hex, as LocalBlobStore reports it, so partition keys look alike in both deployments.
+        return base64.b64decode(blob.md5_hash).hex()
+    if blob.crc32c:
+        return f"crc32c:{blob.crc32c}"
+    return f"generation:{blob.generation}"

@@ -1,0 +1,116 @@
+import importlib.resources
+
+import cv2
+import numpy as np
+import polars as pl
+import pytest
+
+from identity_data.defs.annotations import infer
+from identity_data.defs.annotations.detector import MtcnnDetector, files_sha256
+from identity_data.defs.annotations.schemas import AnnotationRows
+from identity_data.stores.blobs import LocalBlobStore
+from identity_data_tests.defs.annotations import images
+
+
+@pytest.fixture(scope="module")
+def detector() -> MtcnnDetector:
+    return MtcnnDetector()
+
+
+@pytest.fixture(scope="module")
+def mixed_items() -> list[tuple[str, bytes]]:
+    good = images.jpeg(images.astronaut())
+    return [
+        ("cap-astronaut", good),
+        ("cap-hopper", images.jpeg(images.grace_hopper())),
+        ("cap-blank", images.jpeg(np.full((480, 640, 3), 200, np.uint8))),
+        ("cap-zero", b""),
+        ("cap-trunc", good[: len(good) // 2]),
+        ("cap-text", b"this is a csv,not a jpeg\n"),
+        ("cap-crc", images.bad_crc_png(images.astronaut())),
+        ("cap-bomb", images.png_bomb(20_000)),
+        *((f"cap-scene-{i:02d}", images.jpeg(s)) for i, s in enumerate(images.scenes(12))),
+    ]
+
+
+@pytest.mark.parametrize("photo", [images.astronaut, images.grace_hopper])
+def test_face_with_landmarks_on_real_portraits(detector: MtcnnDetector, photo) -> None:
+    faces = detector.detect(cv2.cvtColor(photo(), cv2.COLOR_RGB2BGR))
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.score > 0.95 and face.w > 60
+    assert face.landmarks is not None and len(face.landmarks) == 5
+    (lx, ly), (rx, ry) = face.landmarks[:2]
+    # Eyes inside the box, left of the right eye, in the upper half.
+    assert face.x < lx < rx < face.x + face.w
+    assert face.y < ly < face.y + face.h / 2 and face.y < ry < face.y + face.h / 2
+
+
+@pytest.mark.parametrize("shape", [(480, 640, 3), (480, 640), (10, 10, 3)])
+def test_no_face_on_blank_images(detector: MtcnnDetector, shape) -> None:
+    assert detector.detect(np.full(shape, 90, np.uint8)) == []
+
+
+def test_weights_digest_and_code_version(detector: MtcnnDetector) -> None:
+    root = importlib.resources.files("mtcnnruntime") / "weights"
+    shipped = {p.name: p.read_bytes() for p in root.iterdir() if p.name.endswith(".onnx")}
+    assert detector.weights_sha256 == files_sha256(shipped)
+    assert files_sha256({"a": b"1", "b": b"2"}) != files_sha256({"a": b"1", "b": b"3"})
+    assert infer.code_version(detector) == infer.ANNOTATOR_CODE_VERSION
+    assert infer.code_version(MtcnnDetector(min_face_size=20.0)) != infer.ANNOTATOR_CODE_VERSION
+    other_weights = MtcnnDetector()
+    other_weights.weights_sha256 = "0" * 64
+    assert infer.code_version(other_weights) != infer.ANNOTATOR_CODE_VERSION
+
+
+def test_every_input_gets_one_row_with_status(mixed_items) -> None:
+    rows = infer.annotate_blobs(mixed_items, workers=1)
+    assert rows.columns == list(infer.ANNOTATION_SCHEMA)
+    assert rows["capture_id"].to_list() == sorted(cid for cid, _ in mixed_items)
+    AnnotationRows.validate(rows)
+    status = dict(zip(rows["capture_id"], rows["decode_status"], strict=True))
+    assert status["cap-zero"] == "empty"
+    assert status["cap-trunc"] == "truncated"
+    assert status["cap-text"] == "not_image"
+    assert status["cap-crc"] == "corrupt"
+    assert status["cap-bomb"] == "too_large"
+    by_id = {r["capture_id"]: r for r in rows.iter_rows(named=True)}
+    assert by_id["cap-astronaut"]["face_count"] == 1
+    assert by_id["cap-astronaut"]["landmark_count"] == 5
+    assert by_id["cap-hopper"]["face_count"] == 1
+    assert by_id["cap-blank"]["face_count"] == 0 and by_id["cap-blank"]["face_x"] is None
+    assert by_id["cap-blank"]["highlight_clip"] == 0.0 and by_id["cap-blank"]["sharpness"] < 1
+    hopper = by_id["cap-hopper"]
+    assert 0 < hopper["face_area_share"] < 1 and hopper["face_sharpness"] > 0
+    faces_in_scenes = rows.filter(pl.col("capture_id").str.starts_with("cap-scene"))["face_count"]
+    assert (faces_in_scenes > 0).mean() >= 0.9
+
+
+def test_deterministic_and_pool_equals_inline(mixed_items) -> None:
+    inline = infer.annotate_blobs(mixed_items, workers=1)
+    again = infer.annotate_blobs(list(reversed(mixed_items)), workers=1)
+    pooled = infer.annotate_blobs(mixed_items, workers=2, chunk_size=3)
+    assert inline.equals(again, null_equal=True)
+    assert inline.equals(pooled, null_equal=True)
+
+
+def test_reader_runs_in_workers_and_missing_blobs_become_rows(tmp_path) -> None:
+    store = LocalBlobStore(tmp_path)
+    store.put_if_absent("raw/a.jpg", images.jpeg(images.astronaut()))
+    store.put_if_absent("raw/b.jpg", b"")
+    keys = [("c1", "raw/a.jpg"), ("c2", "raw/b.jpg"), ("c3", "raw/missing.jpg")]
+    pooled = infer.annotate_blobs(keys, workers=2, reader=store.read, chunk_size=1)
+    inline = infer.annotate_blobs(keys, workers=1, reader=store.read)
+    assert pooled.equals(inline, null_equal=True)
+    assert pooled["decode_status"].to_list() == ["ok", "empty", "unreadable"]
+    assert "FileNotFoundError" in pooled["decode_reason"][2]
+
+
+def test_repeated_capture_ids_are_an_error() -> None:
+    with pytest.raises(ValueError, match="repeated"):
+        infer.annotate_blobs([("c1", b""), ("c1", b"x")], workers=1)
+
+
+def test_empty_input_gives_empty_typed_frame() -> None:
+    rows = infer.annotate_blobs([], workers=1)
+    assert rows.height == 0 and rows.schema == pl.Schema(infer.ANNOTATION_SCHEMA)

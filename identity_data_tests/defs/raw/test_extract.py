@@ -1,0 +1,131 @@
+import io
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+from PIL import Image
+from polars.testing import assert_frame_equal
+
+from identity_data.defs.raw.extract import ingest, manifest_records
+from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
+from identity_data.privacy import pseudonymise
+from identity_data.stores.blobs import LocalBlobStore
+
+KEY = b"k" * 32
+
+
+def jpeg(color: int = 128, size: tuple[int, int] = (64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (color, 90, 30)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def stores(tmp_path):
+    return LocalBlobStore(tmp_path / "src"), LocalBlobStore(tmp_path / "lake")
+
+
+def records(rows: list[dict]) -> pl.DataFrame:
+    base = {
+        "record": None,
+        "capture_id": None,
+        "subject_ref": "alice@example.com",
+        "capture_type": "selfie",
+        "device": "phone",
+        "captured_at": datetime(2026, 11, 28, 10, tzinfo=UTC),
+        "blob_key": None,
+        "source_label": None,
+    }
+    return pl.DataFrame(
+        [base | r for r in rows],
+        schema={
+            "record": pl.String,
+            "capture_id": pl.String,
+            "subject_ref": pl.String,
+            "capture_type": pl.String,
+            "device": pl.String,
+            "captured_at": pl.Datetime(time_zone="UTC"),
+            "blob_key": pl.String,
+            "source_label": pl.String,
+        },
+    )
+
+
+def test_ingest_accounts_for_every_record(stores):
+    src, lake = stores
+    blobs = {
+        "a.jpg": jpeg(10),
+        "b.jpg": jpeg(200),
+        "trunc.jpg": jpeg(50)[:300],
+        "zero.jpg": b"",
+        "text.jpg": b"not an image",
+    }
+    for name, data in blobs.items():
+        src.put_if_absent(name, data)
+    recs = records(
+        [
+            {"record": "r1", "capture_id": "c1", "blob_key": "a.jpg"},
+            {"record": "r2", "capture_id": "c2", "blob_key": "b.jpg"},
+            {"record": "r3", "capture_id": "c3", "blob_key": "trunc.jpg"},
+            {"record": "r4", "capture_id": "c4", "blob_key": "zero.jpg"},
+            {"record": "r5", "capture_id": "c5", "blob_key": "text.jpg"},
+            {"record": "r6", "capture_id": "c6", "blob_key": "missing.jpg"},
+            {"record": "r7", "capture_id": "c1", "blob_key": "b.jpg"},
+            {"record": "r8", "capture_id": "c8", "blob_key": "a.jpg", "capture_type": "passport"},
+            {"record": "r9", "capture_id": None, "blob_key": "a.jpg"},
+        ]
+    )
+    manifest, bad = ingest(recs, src.read, lake, KEY, "production", "2026-11-28")
+    CaptureManifest.validate(manifest)
+    RawQuarantine.validate(bad)
+    assert manifest.height + bad.height == recs.height
+    assert sorted(manifest["capture_id"]) == ["c1", "c2"]
+    reasons = dict(zip(bad["record"], bad["field"] + ":" + bad["reason"], strict=True))
+    assert reasons["r3"].startswith("blob:")
+    assert reasons["r4"] == "blob:zero bytes"
+    assert reasons["r5"].startswith("blob:not one of JPEG")
+    assert reasons["r6"] == "blob:blob not found: missing.jpg"
+    assert reasons["r7"] == "capture_id:duplicate capture_id in this partition"
+    assert reasons["r8"].startswith("capture_type:not one of")
+    assert reasons["r9"] == "capture_id:missing"
+
+
+def test_ingest_content_addresses_and_pseudonymises(stores):
+    src, lake = stores
+    src.put_if_absent("a.jpg", jpeg(10))
+    recs = records([{"record": "r1", "capture_id": "c1", "blob_key": "a.jpg"}])
+    first, _ = ingest(recs, src.read, lake, KEY, "production", "2026-11-28")
+    again, _ = ingest(recs, src.read, lake, KEY, "production", "2026-11-28")
+    assert_frame_equal(first, again)
+    row = first.row(0, named=True)
+    assert row["blob_key"] == f"raw/captures/{row['sha256'][:2]}/{row['sha256']}.jpg"
+    assert lake.read(row["blob_key"]) == src.read("a.jpg")
+    expected = pseudonymise(KEY, pl.Series(["alice@example.com"]))[0]
+    assert row["subject_pseudonym"] == expected
+    assert "alice" not in first.write_csv()
+
+
+def test_manifest_records_names_bad_rows(stores, tmp_path):
+    src, _ = stores
+    src.put_if_absent(
+        "drop/c1/manifest.csv",
+        b"capture_id,subject_ref,capture_type,device,captured_at,file\n"
+        b"x1,s1,selfie,cam,2026-11-28T10:00:00Z,a.jpg\n"
+        b"x2,s2,selfie,cam,yesterday,b.jpg\n",
+    )
+    recs = manifest_records(src, "drop/c1")
+    assert recs["record"].to_list() == [
+        "drop/c1/manifest.csv:line 2",
+        "drop/c1/manifest.csv:line 3",
+    ]
+    _, bad = ingest(recs, src.read, src, KEY, "campaign", "c1")
+    by_record = {r["record"]: r for r in bad.iter_rows(named=True)}
+    assert by_record["drop/c1/manifest.csv:line 3"]["field"] == "captured_at"
+    assert by_record["drop/c1/manifest.csv:line 3"]["reason"] == "not an ISO 8601 timestamp"
+
+
+def test_manifest_without_required_column_fails_naming_it(stores):
+    src, _ = stores
+    src.put_if_absent("drop/c2/manifest.csv", b"capture_id,file\nx,a.jpg\n")
+    with pytest.raises(ValueError, match=r"drop/c2/manifest.csv: manifest lacks columns"):
+        manifest_records(src, "drop/c2")

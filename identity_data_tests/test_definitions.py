@@ -1,0 +1,122 @@
+"""The whole Definitions object: asset keys per group, partitions, checks, sensors, schedule."""
+
+import dagster as dg
+import pytest
+
+from identity_data.definitions import defs as load_defs
+
+SOURCES = ("production", "campaign", "open_dataset")
+EXPECTED_GROUPS = {
+    "raw": {f"raw/{s}_{t}" for s in SOURCES for t in ("captures", "quarantine")},
+    "annotations": {f"annotations/{s}_annotations" for s in SOURCES}
+    | {"annotations/near_duplicates"},
+    "labels": {
+        "labels/export_annotations",
+        "labels/export_quarantine",
+        "labels/consensus_labels",
+        "labels/annotator_quality",
+        "labels/unmatched_annotations",
+    },
+    "warehouse": {
+        f"warehouse/{s}_{t}"
+        for s in SOURCES
+        for t in ("captures", "annotations", "training_examples")
+    }
+    | {"warehouse/labels", "warehouse/annotator_quality"},
+}
+
+
+@pytest.fixture(scope="module")
+def repo():
+    return load_defs().get_repository_def()
+
+
+def test_asset_keys_by_group(repo):
+    graph = repo.asset_graph
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    assert groups == EXPECTED_GROUPS
+
+
+@pytest.mark.parametrize(
+    ("source", "partitions"),
+    [
+        ("production", dg.DailyPartitionsDefinition),
+        ("campaign", dg.DynamicPartitionsDefinition),
+        ("open_dataset", dg.StaticPartitionsDefinition),
+    ],
+)
+def test_source_assets_share_their_partitions(repo, source, partitions):
+    graph = repo.asset_graph
+    keys = [
+        f"raw/{source}_captures",
+        f"annotations/{source}_annotations",
+        f"warehouse/{source}_captures",
+        f"warehouse/{source}_annotations",
+        f"warehouse/{source}_training_examples",
+    ]
+    defs_ = {graph.get(dg.AssetKey.from_user_string(k)).partitions_def for k in keys}
+    assert len(defs_) == 1
+    (only,) = defs_
+    assert isinstance(only, partitions)
+    for key in keys:
+        policy = graph.get(dg.AssetKey.from_user_string(key)).backfill_policy
+        assert policy == dg.BackfillPolicy.single_run()
+
+
+def test_label_exports_are_dynamic_and_consensus_is_global(repo):
+    graph = repo.asset_graph
+    exports = graph.get(dg.AssetKey(["labels", "export_annotations"])).partitions_def
+    assert isinstance(exports, dg.DynamicPartitionsDefinition)
+    assert exports.name == "label_exports"
+    for key in ("labels/consensus_labels", "warehouse/labels", "annotations/near_duplicates"):
+        assert graph.get(dg.AssetKey.from_user_string(key)).partitions_def is None
+
+
+def test_every_table_has_a_blocking_schema_check(repo):
+    graph = repo.asset_graph
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    for key in graph.get_all_asset_keys():
+        names = [n for k, n in checks if k == key.to_user_string() and n.endswith("_schema")]
+        assert names, f"{key.to_user_string()} has no schema check"
+    blocking = {
+        (spec.key.asset_key.to_user_string(), spec.name)
+        for ad in repo.assets_defs_by_key.values()
+        for spec in ad.check_specs
+        if spec.blocking
+    }
+    assert {
+        ("raw/production_captures", "row_accounting"),
+        ("labels/consensus_labels", "labels_in_taxonomy"),
+    } <= blocking
+    assert ("labels/consensus_labels", "label_coverage") in checks
+    assert ("annotations/near_duplicates", "duplicate_rate") in checks
+    assert ("annotations/production_annotations", "selfie_face_rate") in checks
+
+
+def test_sensors_schedule_and_automation(repo):
+    assert {s.name for s in repo.sensor_defs} == {
+        "campaign_drop_sensor",
+        "label_export_sensor",
+        "downstream_automation",
+    }
+    (schedule,) = repo.schedule_defs
+    assert schedule.job_name == "production_daily"
+    assert schedule.cron_schedule == "0 2 * * *"
+    graph = repo.asset_graph
+    assert graph.get(dg.AssetKey(["raw", "production_captures"])).automation_condition is None
+    for key in (
+        "annotations/production_annotations",
+        "warehouse/labels",
+        "labels/consensus_labels",
+    ):
+        assert graph.get(dg.AssetKey.from_user_string(key)).automation_condition is not None
+
+
+def test_freshness_and_code_version(repo):
+    graph = repo.asset_graph
+    raw = graph.get(dg.AssetKey(["raw", "production_captures"]))
+    assert raw.freshness_policy is not None
+    annotations = graph.get(dg.AssetKey(["annotations", "production_annotations"]))
+    assert annotations.code_version and "mtcnn" in annotations.code_version.lower()
