@@ -99,10 +99,10 @@ def summary(tally: Tally, home: Path) -> None:
     print("\nWarehouse tables (" + str(settings.duckdb_path) + "):")
     with duckdb.connect(settings.duckdb_path, read_only=True) as con:
         for (table,) in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema='warehouse' "
+            "SELECT table_name FROM information_schema.tables WHERE table_schema='main' "
             "ORDER BY 1"
         ).fetchall():
-            rows = con.execute(f'SELECT count(*) FROM warehouse."{table}"').fetchone()[0]
+            rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
             print(f"  {table:<20} {rows:>8} rows")
     print("Quarantined rows (lake parquet):")
     tables = Path(settings.lake_url) / "tables"

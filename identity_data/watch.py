@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from identity_data.stores.blobs import ObjectInfo
+from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.stores.deployment import Deployment
 
 MAX_RUNS_PER_TICK = 25
@@ -17,7 +17,7 @@ def build_drop_sensor(
     prefix: str,
     partitions_def: dg.DynamicPartitionsDefinition,
     target: dg.AssetSelection,
-    partition_for: Callable[[ObjectInfo], str | None],
+    partition_for: Callable[[ObjectInfo, BlobStore], str | None],
     description: str,
     suffixes: tuple[str, ...],
     max_runs: int = MAX_RUNS_PER_TICK,
@@ -47,7 +47,7 @@ def build_drop_sensor(
             if seen.get(obj.key) == obj.version:
                 continue
             seen[obj.key] = obj.version
-            partition = partition_for(obj)
+            partition = partition_for(obj, deployment.lake)
             if partition is None:
                 continue
             if not context.instance.has_dynamic_partition(partitions_def.name, partition):

@@ -1,11 +1,15 @@
 """Shared fixtures: every test runs on its own temporary data home and Dagster instance."""
 
 import secrets
+import shutil
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from identity_data.definitions import defs as load_defs
+from identity_data.sample import generate
 from identity_data.settings import ensure_local_key
 
 pytest_plugins = ["identity_data_tests.services"]
@@ -39,3 +43,36 @@ def prod_key(monkeypatch: pytest.MonkeyPatch) -> str:
     key = secrets.token_hex(32)
     monkeypatch.setenv("IDENTITY_DATA_PSEUDONYM_KEY", key)
     return key
+
+
+SAMPLE_END = date(2026, 11, 28)
+SAMPLE_DAYS = ["2026-11-27", "2026-11-28"]
+
+
+@pytest.fixture(scope="session")
+def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small generated sample per session; tests copy it, so they may change their copy."""
+    out = tmp_path_factory.mktemp("sample") / "data"
+    generate(out, seed=3, days=len(SAMPLE_DAYS), captures_per_day=20, end_date=SAMPLE_END,
+             campaigns=1)
+    return out
+
+
+@pytest.fixture
+def sample_home(sample_source: Path, data_home: Path) -> Path:
+    shutil.copytree(sample_source, data_home, dirs_exist_ok=True)
+    return data_home
+
+
+@pytest.fixture
+def pipeline():
+    """The real Definitions, and a helper that materializes a selection of them."""
+    defs = load_defs()
+    assets, resources = list(defs.assets or []), dict(defs.resources or {})
+
+    def run(instance: dg.DagsterInstance, *keys: str, raise_on_error: bool = True, **kwargs):
+        selection = dg.AssetSelection.assets(*(dg.AssetKey.from_user_string(k) for k in keys))
+        return dg.materialize(assets, selection=selection, instance=instance,
+                              resources=resources, raise_on_error=raise_on_error, **kwargs)
+
+    return run

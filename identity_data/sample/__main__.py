@@ -19,13 +19,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--days", type=int, default=3, help="capture days ending at --end-date")
     p.add_argument("--captures-per-day", type=int, default=200)
-    p.add_argument("--end-date", type=date.fromisoformat, default=yesterday,
-                   help="last capture day, YYYY-MM-DD (default: yesterday UTC)")
+    p.add_argument(
+        "--end-date",
+        type=date.fromisoformat,
+        default=yesterday,
+        help="last capture day, YYYY-MM-DD (default: yesterday UTC)",
+    )
     p.add_argument("--campaigns", type=int, default=2)
-    p.add_argument("--no-images", action="store_true",
-                   help="metadata only: no blobs and no label exports")
-    p.add_argument("--images-sample", type=int, default=None, metavar="N",
-                   help="draw only N production blobs; further DB rows reuse them (load tests)")
+    p.add_argument(
+        "--no-images", action="store_true", help="metadata only: no blobs and no label exports"
+    )
+    p.add_argument(
+        "--images-sample",
+        type=int,
+        default=None,
+        metavar="N",
+        help="draw only N production blobs; further DB rows reuse them (load tests)",
+    )
     p.add_argument("--workers", type=int, default=default_workers())
     return p
 
@@ -34,9 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = time.perf_counter()
     summary = generate(
-        args.out, args.seed, args.days, args.captures_per_day, args.end_date,
-        campaigns=args.campaigns, images=not args.no_images, images_sample=args.images_sample,
-        workers=args.workers, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+        args.out,
+        args.seed,
+        args.days,
+        args.captures_per_day,
+        args.end_date,
+        campaigns=args.campaigns,
+        images=not args.no_images,
+        images_sample=args.images_sample,
+        workers=args.workers,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     for name, value in asdict(summary).items():
         print(f"{name}: {value}")

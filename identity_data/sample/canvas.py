@@ -7,6 +7,7 @@ seed and renders identically in any worker process.
 from __future__ import annotations
 
 import io
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -15,6 +16,7 @@ from identity_data.sample.faces import base_face
 
 Box = tuple[int, int, int, int]
 QUALITIES = ("ok", "blurry", "dark", "occluded")
+NOISE_TILE = 1024
 
 
 def random_colour(rng: np.random.Generator, low: int = 0, high: int = 256) -> tuple[int, int, int]:
@@ -28,24 +30,28 @@ def background(rng: np.random.Generator, width: int, height: int) -> Image.Image
     The low-frequency field is what keeps pHashes of distinct captures far apart: pHash only looks
     at the lowest 8x8 DCT coefficients, and they are driven by this random coarse layout.
     """
-    grid = rng.integers(0, 256, size=(int(rng.integers(2, 5)), int(rng.integers(2, 6)), 3))
+    # Field and gradient are smooth, so they are mixed at 1/8 scale and upscaled once.
+    small_w, small_h = max(2, width // 8), max(2, height // 8)
+    shape = (int(rng.integers(2, 5)), int(rng.integers(2, 6)))
+    # Per-cell brightness: pHash sees luminance only, and hue alone averages out in grey.
+    grid = rng.integers(0, 256, size=(*shape, 3)) * rng.uniform(0.1, 1.0, size=(*shape, 1))
     field = np.asarray(
         Image.fromarray(grid.astype(np.uint8), "RGB").resize(
-            (width, height), Image.Resampling.BICUBIC
+            (small_w, small_h), Image.Resampling.BICUBIC
         ),
         dtype=np.float32,
     )
     angle = rng.uniform(0, 2 * np.pi)
-    xs = np.arange(width, dtype=np.float32)[None, :] * np.float32(np.cos(angle))
-    ys = np.arange(height, dtype=np.float32)[:, None] * np.float32(np.sin(angle))
-    ramp = xs + ys
+    ramp = np.arange(small_w, dtype=np.float32)[None, :] * np.float32(np.cos(angle)) + np.arange(
+        small_h, dtype=np.float32
+    )[:, None] * np.float32(np.sin(angle))
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
     c0 = np.asarray(random_colour(rng), dtype=np.float32)
     c1 = np.asarray(random_colour(rng), dtype=np.float32)
     gradient = c0 + ramp[..., None] * (c1 - c0)
-
-    mix = rng.uniform(0.3, 0.7)
-    img = Image.fromarray(np.clip(mix * field + (1 - mix) * gradient, 0, 255).astype(np.uint8))
+    mix = rng.uniform(0.5, 0.85)
+    small = np.clip(mix * field + (1 - mix) * gradient, 0, 255).astype(np.uint8)
+    img = Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(img, "RGBA")
     for _ in range(int(rng.integers(3, 9))):
         x0, x1 = sorted(int(v) for v in rng.integers(-width // 4, width * 5 // 4, size=2))
@@ -61,10 +67,20 @@ def background(rng: np.random.Generator, width: int, height: int) -> Image.Image
     return img
 
 
+@cache
+def _noise_tile() -> np.ndarray:
+    """A fixed field of unit Gaussian noise; images take random windows of it."""
+    return np.random.default_rng(0).standard_normal((NOISE_TILE, NOISE_TILE), dtype=np.float32)
+
+
 def add_noise(rng: np.random.Generator, img: Image.Image, sigma: float) -> Image.Image:
-    """Luminance noise: one draw per pixel shared by the channels, a third of full colour cost."""
+    """Luminance noise shared by the channels, cut from a cached tile at a random offset."""
     arr = np.asarray(img, dtype=np.float32)
-    noise = rng.standard_normal(size=arr.shape[:2], dtype=np.float32) * np.float32(sigma)
+    h, w = arr.shape[:2]
+    if h > NOISE_TILE or w > NOISE_TILE:
+        raise ValueError(f"image {w}x{h} is larger than the {NOISE_TILE}px noise tile")
+    y, x = int(rng.integers(0, NOISE_TILE - h + 1)), int(rng.integers(0, NOISE_TILE - w + 1))
+    noise = _noise_tile()[y : y + h, x : x + w] * np.float32(sigma)
     arr += noise[..., None] if arr.ndim == 3 else noise
     np.clip(arr, 0, 255, out=arr)
     return Image.fromarray(arr.astype(np.uint8), img.mode)
@@ -72,9 +88,7 @@ def add_noise(rng: np.random.Generator, img: Image.Image, sigma: float) -> Image
 
 def ellipse_mask(width: int, height: int, feather: float) -> Image.Image:
     mask = Image.new("L", (width, height), 0)
-    ImageDraw.Draw(mask).ellipse(
-        (width * 0.1, height * 0.02, width * 0.9, height * 0.98), fill=255
-    )
+    ImageDraw.Draw(mask).ellipse((width * 0.1, height * 0.02, width * 0.9, height * 0.98), fill=255)
     return mask.filter(ImageFilter.GaussianBlur(feather)) if feather > 0 else mask
 
 
@@ -113,12 +127,18 @@ def portrait(
     """Paste shoulders and the face onto `canvas` in place; returns the face box."""
     cx, cy = centre
     draw = ImageDraw.Draw(canvas)
+    # Build, clothing and framing vary a lot: a fixed torso would dominate every pHash.
+    half = size * rng.uniform(0.8, 1.5)
+    top = cy + size * rng.uniform(0.38, 0.55)
+    shift = size * rng.uniform(-0.25, 0.25)
     draw.ellipse(
-        (cx - size * 1.15, cy + size * 0.42, cx + size * 1.15, cy + size * 2.0),
+        (cx + shift - half, top, cx + shift + half, top + size * rng.uniform(1.2, 2.2)),
         fill=random_colour(rng, 10, 230),
     )
-    draw.rectangle((cx - size * 0.17, cy + size * 0.3, cx + size * 0.17, cy + size * 0.6),
-                   fill=random_colour(rng, 90, 230))
+    neck = size * rng.uniform(0.12, 0.2)
+    draw.rectangle(
+        (cx - neck, cy + size * 0.3, cx + neck, top + size * 0.1), fill=random_colour(rng, 90, 230)
+    )
     face, mask = face_patch(rng, face_id, size, lighting)
     box = (cx - size // 2, cy - size // 2, cx - size // 2 + size, cy - size // 2 + size)
     canvas.paste(face, box[:2], mask)
@@ -196,12 +216,14 @@ def place_quad(
     x0 = (sw - w) / 2 + rng.uniform(-0.5, 0.5) * (sw - w)
     y0 = (sh - h) / 2 + rng.uniform(-0.5, 0.5) * (sh - h)
     corners = [(x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h)]
-    dst = [(x + rng.uniform(-jitter, jitter) * w, y + rng.uniform(-jitter, jitter) * h)
-           for x, y in corners]
+    dst = [
+        (x + rng.uniform(-jitter, jitter) * w, y + rng.uniform(-jitter, jitter) * h)
+        for x, y in corners
+    ]
     src = [(0.0, 0.0), (float(iw), 0.0), (float(iw), float(ih)), (0.0, float(ih))]
     coeffs = perspective_coeffs(src, dst)
     warped = item.convert("RGB").transform(
-        scene.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BICUBIC
+        scene.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR
     )
     mask = Image.new("L", item.size, 255).transform(
         scene.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR

@@ -46,18 +46,46 @@ def write_capture_db(
                         " already holds rows; write the sample into an empty database"
                     )
             tables = (
-                (capture_db.subjects, (
-                    {"subject_id": s.subject_id, "customer_ref": s.customer_ref,
-                     "full_name": s.full_name, "document_number": s.holder.document_number,
-                     "created_at": s.created_at} for s in subjects)),
-                (capture_db.sessions, (
-                    {"session_id": s.session_id, "subject_id": s.subject_id,
-                     "device": s.device, "started_at": s.started_at} for s in sessions)),
-                (capture_db.captures, (
-                    {"capture_id": c.capture_id, "session_id": c.session_id,
-                     "subject_ref": c.subject_ref, "capture_type": c.capture_type,
-                     "device": c.device, "captured_at": c.captured_at,
-                     "blob_path": c.file.removeprefix("capture-bucket/")} for c in captures)),
+                (
+                    capture_db.subjects,
+                    (
+                        {
+                            "subject_id": s.subject_id,
+                            "customer_ref": s.customer_ref,
+                            "full_name": s.full_name,
+                            "document_number": s.holder.document_number,
+                            "created_at": s.created_at,
+                        }
+                        for s in subjects
+                    ),
+                ),
+                (
+                    capture_db.sessions,
+                    (
+                        {
+                            "session_id": s.session_id,
+                            "subject_id": s.subject_id,
+                            "device": s.device,
+                            "started_at": s.started_at,
+                        }
+                        for s in sessions
+                    ),
+                ),
+                (
+                    capture_db.captures,
+                    (
+                        {
+                            "capture_id": c.capture_id,
+                            "session_id": c.session_id,
+                            "subject_ref": c.subject_ref,
+                            "capture_type": c.capture_type,
+                            "device": c.device,
+                            "captured_at": c.captured_at,
+                            "blob_path": c.file.removeprefix("capture-bucket/"),
+                        }
+                        for c in captures
+                    ),
+                ),
             )
             for table, rows in tables:
                 counts[table.name] = 0

@@ -14,14 +14,20 @@ from mrz.generator.td1 import TD1CodeGenerator
 from PIL import Image, ImageDraw, ImageFont
 
 from identity_data.sample.canvas import (
+    Box,
+    background,
     camera,
     degrade,
     encode_jpeg,
+    place_quad,
     portrait,
     random_colour,
 )
 
 CARD_SIZE = (856, 540)
+# The capture is a phone photo of the card lying on a surface, not a flatbed scan: cards share a
+# template, so without the scene around them their pHashes would nearly coincide.
+PHOTO_SIZE = (800, 600)
 COUNTRY = "UTO"
 
 
@@ -61,11 +67,14 @@ def _card_base(rng: np.random.Generator) -> Image.Image:
     w, h = CARD_SIZE
     c0 = np.asarray(random_colour(rng, 170, 250), dtype=np.float32)
     c1 = np.asarray(random_colour(rng, 170, 250), dtype=np.float32)
-    t = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
-    tv = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    # A smooth gradient: computed at 1/8 scale and upscaled.
+    t = np.linspace(0, 1, w // 8, dtype=np.float32)[None, :, None]
+    tv = np.linspace(0, 1, h // 8, dtype=np.float32)[:, None, None]
     mix = rng.uniform(0.2, 0.8)
     arr = c0 + (mix * t + (1 - mix) * tv) * (c1 - c0)
-    card = Image.fromarray(np.clip(np.broadcast_to(arr, (h, w, 3)), 0, 255).astype(np.uint8))
+    card = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).resize(
+        CARD_SIZE, Image.Resampling.BILINEAR
+    )
     draw = ImageDraw.Draw(card)
     xs = np.arange(0, w, 4, dtype=np.float32)
     line = random_colour(rng, 120, 220)
@@ -109,8 +118,7 @@ def id_front(rng: np.random.Generator, holder: CardHolder, face_id: int, quality
         y += 58
     signature = [(620 + 12 * i, 470 + float(rng.uniform(-14, 14))) for i in range(16)]
     draw.line(signature, fill=(20, 20, 80), width=2)
-    img = camera(rng, degrade(rng, card, quality, face_box))
-    return encode_jpeg(img, int(rng.integers(75, 96)))
+    return _photograph(rng, card, quality, face_box)
 
 
 def id_back(rng: np.random.Generator, holder: CardHolder, quality: str) -> bytes:
@@ -134,7 +142,18 @@ def id_back(rng: np.random.Generator, holder: CardHolder, quality: str) -> bytes
     pitch, size = 26, 30
     for row, text in enumerate(mrz_lines(holder).splitlines()):
         for col, ch in enumerate(text):
-            draw.text((38 + col * pitch, mrz_top + 14 + row * 44), ch, font=font(size), fill=(0, 0, 0))
-    box = (36, 96, 500, 360)
-    img = camera(rng, degrade(rng, card, quality, box))
-    return encode_jpeg(img, int(rng.integers(75, 96)))
+            draw.text(
+                (38 + col * pitch, mrz_top + 14 + row * 44), ch, font=font(size), fill=(0, 0, 0)
+            )
+    return _photograph(rng, card, quality, (36, 96, 500, 360))
+
+
+def _photograph(rng: np.random.Generator, card: Image.Image, quality: str, focus: Box) -> bytes:
+    """Place the card in a scene; occlusion hides part of the card, other defects the photo."""
+    if quality == "occluded":
+        card = degrade(rng, card, quality, focus)
+    scene = background(rng, *PHOTO_SIZE)
+    photo = place_quad(rng, scene, card, scale=rng.uniform(0.7, 0.92), jitter=0.03)
+    if quality != "occluded":
+        photo = degrade(rng, photo, quality, focus)
+    return encode_jpeg(camera(rng, photo), int(rng.integers(75, 96)))

@@ -58,15 +58,12 @@ def export_name(capture: Capture) -> str:
 class LabelSet:
     json_exports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     csv_exports: dict[str, list[tuple[str, int, str, str, str]]] = field(default_factory=dict)
-    errors: list[tuple[str, str, int | str, int | str, str, str, str]] = field(
-        default_factory=list
-    )
+    errors: list[tuple[str, str, int | str, int | str, str, str, str]] = field(default_factory=list)
     annotations: int = 0
 
 
 def _result(task: str, label: str) -> dict[str, Any]:
-    return {"from_name": task, "to_name": "image", "type": "choices",
-            "value": {"choices": [label]}}
+    return {"from_name": task, "to_name": "image", "type": "choices", "value": {"choices": [label]}}
 
 
 def _answer(rng: random.Random, annotator: int, task: str, truth: str) -> str:
@@ -90,8 +87,15 @@ def simulate(rng: random.Random, captures: list[tuple[Capture, str]], seed: int)
                 at = capture.captured_at + timedelta(seconds=rng.randrange(1800, 30 * 3600))
                 for task in TAXONOMY:
                     label = _answer(rng, annotator, task, truth_label(capture, task))
-                    rows.append((capture.capture_id, annotator, task, label,
-                                 at.strftime("%Y-%m-%dT%H:%M:%SZ")))
+                    rows.append(
+                        (
+                            capture.capture_id,
+                            annotator,
+                            task,
+                            label,
+                            at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        )
+                    )
                     out.annotations += 1
             continue
         task_id += 1
@@ -99,19 +103,25 @@ def simulate(rng: random.Random, captures: list[tuple[Capture, str]], seed: int)
         for annotator in annotators:
             annotation_id += 1
             at = capture.captured_at + timedelta(seconds=rng.randrange(1800, 30 * 3600))
-            annotations.append({
-                "id": annotation_id,
-                "completed_by": annotator,
-                "created_at": iso_z(at),
-                "result": [_result(t, _answer(rng, annotator, t, truth_label(capture, t)))
-                           for t in TAXONOMY],
-            })
+            annotations.append(
+                {
+                    "id": annotation_id,
+                    "completed_by": annotator,
+                    "created_at": iso_z(at),
+                    "result": [
+                        _result(t, _answer(rng, annotator, t, truth_label(capture, t)))
+                        for t in TAXONOMY
+                    ],
+                }
+            )
             out.annotations += len(TAXONOMY)
-        out.json_exports.setdefault(name, []).append({
-            "id": task_id,
-            "data": {"capture_id": capture.capture_id, "image": image_key},
-            "annotations": annotations,
-        })
+        out.json_exports.setdefault(name, []).append(
+            {
+                "id": task_id,
+                "data": {"capture_id": capture.capture_id, "image": image_key},
+                "annotations": annotations,
+            }
+        )
     if out.json_exports:
         by_id = {capture.capture_id: capture for capture, _ in captures}
         _inject_errors(rng, out, by_id, task_id, annotation_id, seed)
@@ -132,25 +142,37 @@ def _inject_errors(
     used: set[int] = set()
 
     def pick() -> tuple[dict[str, Any], dict[str, Any]]:
-        candidates = [(t, a) for t in tasks if t["data"].get("capture_id") in captures
-                      for a in t["annotations"] if a["id"] not in used]
+        candidates = [
+            (t, a)
+            for t in tasks
+            if t["data"].get("capture_id") in captures
+            for a in t["annotations"]
+            if a["id"] not in used
+        ]
         task, ann = rng.choice(candidates)
         used.add(ann["id"])
         return task, ann
 
-    def record(kind: str, export: str, task: dict[str, Any], ann_id: int, name: str = "",
-               detail: str = "") -> None:
-        out.errors.append((kind, export, task["id"], ann_id,
-                           task["data"].get("capture_id", ""), name, detail))
+    def record(
+        kind: str, export: str, task: dict[str, Any], ann_id: int, name: str = "", detail: str = ""
+    ) -> None:
+        out.errors.append(
+            (kind, export, task["id"], ann_id, task["data"].get("capture_id", ""), name, detail)
+        )
 
     template_task, template = pick()
     orphan_results = [dict(r) for r in template["result"]]
 
     task_id += 1
     annotation_id += 1
-    orphan = {"id": task_id, "data": {"capture_id": stable_id("cap", seed, "unknown"),
-                                       "image": template_task["data"]["image"]},
-              "annotations": [{**template, "id": annotation_id, "result": orphan_results}]}
+    orphan = {
+        "id": task_id,
+        "data": {
+            "capture_id": stable_id("cap", seed, "unknown"),
+            "image": template_task["data"]["image"],
+        },
+        "annotations": [{**template, "id": annotation_id, "result": orphan_results}],
+    }
     tasks.append(orphan)
     record("unknown_capture_id", first, orphan, annotation_id, detail="no such capture")
 
@@ -164,39 +186,61 @@ def _inject_errors(
 
     task_id += 1
     annotation_id += 1
-    headless = {"id": task_id, "data": {"image": template_task["data"]["image"]},
-                "annotations": [{**template, "id": annotation_id,
-                                 "result": [dict(r) for r in template["result"]]}]}
+    headless = {
+        "id": task_id,
+        "data": {"image": template_task["data"]["image"]},
+        "annotations": [
+            {**template, "id": annotation_id, "result": [dict(r) for r in template["result"]]}
+        ],
+    }
     tasks.append(headless)
     record("missing_capture_id", first, headless, annotation_id)
 
     # Reuses the id of an annotation in the first export, on a task in the last one.
     _, original = pick()
-    target = next(t for t in out.json_exports[last]
-                  if len(t["annotations"]) < len(ANNOTATORS)
-                  and t["data"].get("capture_id") in captures)
+    target = next(
+        t
+        for t in out.json_exports[last]
+        if len(t["annotations"]) < len(ANNOTATORS) and t["data"].get("capture_id") in captures
+    )
     stranger = min(set(ANNOTATORS) - {a["completed_by"] for a in target["annotations"]})
-    target["annotations"].append({**original, "completed_by": stranger,
-                                  "result": [dict(r) for r in original["result"]]})
-    record("duplicate_annotation_id", last, target, original["id"],
-           detail=f"also used in {first}")
+    target["annotations"].append(
+        {**original, "completed_by": stranger, "result": [dict(r) for r in original["result"]]}
+    )
+    record("duplicate_annotation_id", last, target, original["id"], detail=f"also used in {first}")
 
     # The same (capture, annotator, task) re-labelled in a later export: the later one wins.
-    latest = max(a["created_at"] for ts in out.json_exports.values() for t in ts
-                 for a in t["annotations"])
+    latest = max(
+        a["created_at"] for ts in out.json_exports.values() for t in ts for a in t["annotations"]
+    )
     for k in range(2):
         task, ann = pick()
         capture_truth = truth_label(captures[task["data"]["capture_id"]], "capture_quality")
         # The first answer is wrong and the later correction right, so "latest wins" matters.
-        ann["result"][2] = _result("capture_quality",
-                                   confused(ann["completed_by"], "capture_quality", capture_truth))
+        ann["result"][2] = _result(
+            "capture_quality", confused(ann["completed_by"], "capture_quality", capture_truth)
+        )
         annotation_id += 1
         later = datetime.strptime(latest, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(hours=1 + k)
-        out.json_exports[last].append({
-            "id": task["id"], "data": dict(task["data"]),
-            "annotations": [{"id": annotation_id, "completed_by": ann["completed_by"],
-                             "created_at": iso_z(later),
-                             "result": [_result("capture_quality", capture_truth)]}],
-        })
-        record("superseded", first, task, ann["id"], "capture_quality",
-               f"superseded by annotation {annotation_id} in {last}")
+        out.json_exports[last].append(
+            {
+                "id": task["id"],
+                "data": dict(task["data"]),
+                "annotations": [
+                    {
+                        "id": annotation_id,
+                        "completed_by": ann["completed_by"],
+                        "created_at": iso_z(later),
+                        "result": [_result("capture_quality", capture_truth)],
+                    }
+                ],
+            }
+        )
+        record(
+            "superseded",
+            first,
+            task,
+            ann["id"],
+            "capture_quality",
+            f"superseded by annotation {annotation_id} in {last}",
+        )

@@ -18,8 +18,15 @@ from identity_data.sample.faces import LFW_FACES, N_FACES
 from identity_data.sample.transforms import BROKEN_KINDS, NEAR_DUP_TRANSFORMS
 
 CAPTURE_TYPES = ("selfie", "id_front", "id_back")
-DEVICES = ("iphone-15", "iphone-13", "pixel-8", "galaxy-s23", "galaxy-a54", "web-chrome",
-           "web-safari")
+DEVICES = (
+    "iphone-15",
+    "iphone-13",
+    "pixel-8",
+    "galaxy-s23",
+    "galaxy-a54",
+    "web-chrome",
+    "web-safari",
+)
 CAMPAIGN_KINDS = ("replay", "print", "mask")
 CAMPAIGN_SIZE = 40
 LFW_DATASET = "lfw_subset"
@@ -27,12 +34,57 @@ LFW_IMAGES = 200
 NEAR_DUP_RATE = 0.05
 PRODUCTION_ATTACK_RATE = 0.08
 QUALITY_WEIGHTS = {"ok": 0.8, "blurry": 0.07, "dark": 0.07, "occluded": 0.06}
-_GIVEN = ("Ada", "Ben", "Chloe", "Dario", "Elif", "Femi", "Greta", "Hugo", "Ines", "Jonas", "Kaito",
-          "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Umar",
-          "Vera", "Wen", "Yara", "Zoltan")
-_SURNAMES = ("Okafor", "Lindqvist", "Moreau", "Tanaka", "Kowalski", "Haddad", "Fernandes",
-             "Novak", "Brennan", "Achterberg", "Yilmaz", "Castillo", "Nakamura", "Oyelaran",
-             "Petrov", "Quispe", "Rasmussen", "Silva", "Thorsen", "Ueda", "Varga", "Whitfield")
+_GIVEN = (
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dario",
+    "Elif",
+    "Femi",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kaito",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wen",
+    "Yara",
+    "Zoltan",
+)
+_SURNAMES = (
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Tanaka",
+    "Kowalski",
+    "Haddad",
+    "Fernandes",
+    "Novak",
+    "Brennan",
+    "Achterberg",
+    "Yilmaz",
+    "Castillo",
+    "Nakamura",
+    "Oyelaran",
+    "Petrov",
+    "Quispe",
+    "Rasmussen",
+    "Silva",
+    "Thorsen",
+    "Ueda",
+    "Varga",
+    "Whitfield",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,16 +213,23 @@ def _subjects(rng: random.Random, seed: int, n: int, first_day: date) -> list[Su
             seconds=rng.randrange(86_400, 700 * 86_400)
         )
         subjects.append(
-            Subject(stable_id("subj", seed, i), ref, f"{given} {surname}", holder,
-                    rng.randrange(N_FACES), created)
+            Subject(
+                stable_id("subj", seed, i),
+                ref,
+                f"{given} {surname}",
+                holder,
+                rng.randrange(N_FACES),
+                created,
+            )
         )
     return subjects
 
 
 def _face_job(rng: random.Random, seed: int, capture_id: str, face_id: int, attack: str) -> Job:
     quality = _quality(rng)
-    return Job("face", job_seed(seed, capture_id), face_id=face_id, attack_type=attack,
-               quality=quality)
+    return Job(
+        "face", job_seed(seed, capture_id), face_id=face_id, attack_type=attack, quality=quality
+    )
 
 
 def _production(
@@ -185,8 +244,9 @@ def _production(
             subject = rng.choice(subjects)
             device = rng.choice(DEVICES)
             start = midnight + timedelta(seconds=rng.randrange(86_400 - 900))
-            session = Session(stable_id("sess", seed, len(sessions)), subject.subject_id, device,
-                              start)
+            session = Session(
+                stable_id("sess", seed, len(sessions)), subject.subject_id, device, start
+            )
             sessions.append(session)
             shape = rng.random()
             if shape < 0.75:
@@ -206,13 +266,28 @@ def _production(
                     job = _face_job(rng, seed, capture_id, subject.face_id, attack)
                     truth = face_truth(attack, job.quality)
                 else:
-                    job = Job(capture_type, job_seed(seed, capture_id), face_id=subject.face_id,
-                              quality=_quality(rng), holder=subject.holder)
+                    job = Job(
+                        capture_type,
+                        job_seed(seed, capture_id),
+                        face_id=subject.face_id,
+                        quality=_quality(rng),
+                        holder=subject.holder,
+                    )
                     truth = document_truth(capture_type, job.quality)
                 captures.append(
-                    Capture(capture_id, "production", day.isoformat(), session.session_id,
-                            subject.customer_ref, capture_type, device, at,
-                            f"capture-bucket/{day:%Y/%m/%d}/{capture_id}.jpg", truth, job)
+                    Capture(
+                        capture_id,
+                        "production",
+                        day.isoformat(),
+                        session.session_id,
+                        subject.customer_ref,
+                        capture_type,
+                        device,
+                        at,
+                        f"capture-bucket/{day:%Y/%m/%d}/{capture_id}.jpg",
+                        truth,
+                        job,
+                    )
                 )
                 made += 1
     return sessions, captures
@@ -227,9 +302,7 @@ def campaign_ids(n: int, end_date: date) -> list[str]:
     return ids
 
 
-def _campaigns(
-    rng: random.Random, seed: int, n: int, days: list[date]
-) -> dict[str, list[Capture]]:
+def _campaigns(rng: random.Random, seed: int, n: int, days: list[date]) -> dict[str, list[Capture]]:
     out: dict[str, list[Capture]] = {}
     for c, campaign_id in enumerate(campaign_ids(n, days[-1])):
         kind = CAMPAIGN_KINDS[c % len(CAMPAIGN_KINDS)]
@@ -239,17 +312,27 @@ def _campaigns(
             volunteer = rng.randrange(12)
             attack = kind if rng.random() < 0.8 else "genuine"
             # Attacks present a random victim's face; genuine captures show the volunteer.
-            face_id = rng.randrange(N_FACES) if attack != "genuine" else (c * 12 + volunteer) % N_FACES
+            face_id = (
+                rng.randrange(N_FACES) if attack != "genuine" else (c * 12 + volunteer) % N_FACES
+            )
             job = _face_job(rng, seed, capture_id, face_id, attack)
             at = datetime.combine(rng.choice(days), datetime.min.time(), tzinfo=UTC) + timedelta(
                 seconds=rng.randrange(8 * 3600, 18 * 3600)
             )
             rows.append(
-                Capture(capture_id, "campaign", campaign_id, None,
-                        f"volunteer{c:02d}{volunteer:02d}@campaign.example", "selfie",
-                        f"lab-rig-{rng.randrange(1, 4)}", at,
-                        f"lake/landing/campaigns/{campaign_id}/{capture_id}.jpg",
-                        face_truth(attack, job.quality), job)
+                Capture(
+                    capture_id,
+                    "campaign",
+                    campaign_id,
+                    None,
+                    f"volunteer{c:02d}{volunteer:02d}@campaign.example",
+                    "selfie",
+                    f"lab-rig-{rng.randrange(1, 4)}",
+                    at,
+                    f"lake/landing/campaigns/{campaign_id}/{capture_id}.jpg",
+                    face_truth(attack, job.quality),
+                    job,
+                )
             )
         out[campaign_id] = rows
     return out
@@ -262,12 +345,20 @@ def _open_dataset(seed: int, days: list[date]) -> list[Capture]:
         capture_id = stable_id("cap", seed, LFW_DATASET, i)
         is_face = i < LFW_FACES
         rows.append(
-            Capture(capture_id, "open_dataset", LFW_DATASET, None, f"lfw-{i:03d}", "selfie",
-                    "unknown", imported + timedelta(seconds=i),
-                    f"lake/landing/open-datasets/{LFW_DATASET}/{i:03d}.png",
-                    Truth("genuine", "none", "ok", is_face),
-                    Job("lfw", job_seed(seed, capture_id), lfw_index=i),
-                    source_label="face" if is_face else "non_face")
+            Capture(
+                capture_id,
+                "open_dataset",
+                LFW_DATASET,
+                None,
+                f"lfw-{i:03d}",
+                "selfie",
+                "unknown",
+                imported + timedelta(seconds=i),
+                f"lake/landing/open-datasets/{LFW_DATASET}/{i:03d}.png",
+                Truth("genuine", "none", "ok", is_face),
+                Job("lfw", job_seed(seed, capture_id), lfw_index=i),
+                source_label="face" if is_face else "non_face",
+            )
         )
     return rows
 
@@ -278,7 +369,8 @@ def reuse_blobs(captures: list[Capture], rendered: int) -> list[Capture]:
     Reused rows are byte-identical copies and are not listed as near-duplicates."""
     pools: dict[str, list[Capture]] = defaultdict(list)
     for row in captures[:rendered]:
-        pools[row.capture_type].append(row)
+        if row.truth is not None:  # never copy a broken blob
+            pools[row.capture_type].append(row)
     out = list(captures[:rendered])
     counters: dict[str, int] = defaultdict(int)
     for row in captures[rendered:]:
@@ -307,9 +399,7 @@ def _inject_broken(
     return broken
 
 
-def _inject_near_duplicates(
-    rng: random.Random, seed: int, plan: Plan, days: list[date]
-) -> None:
+def _inject_near_duplicates(rng: random.Random, seed: int, plan: Plan, days: list[date]) -> None:
     originals = [r for r in plan.production if r.job is not None and r.truth is not None]
     # Rated on drawn blobs: reused rows (see reuse_blobs) are exact copies already.
     n = max(3, round(NEAR_DUP_RATE * len(originals)))
@@ -318,17 +408,26 @@ def _inject_near_duplicates(
     chosen: set[str] = set()
     for k in range(n):
         mode = ("same_day", "cross_day", "other_source")[k % 3]
-        pool = [r for r in (others if mode == "other_source" else originals)
-                if r.capture_id not in chosen]
+        pool = [
+            r
+            for r in (others if mode == "other_source" else originals)
+            if r.capture_id not in chosen
+        ]
         if not pool:
             continue
         original = rng.choice(pool)
         chosen.add(original.capture_id)
         if mode == "same_day" or (mode == "cross_day" and len(days) == 1):
-            subject = by_subject[original.subject_ref] if original.source == "production" else (
-                rng.choice(plan.subjects))
-            day = original.captured_at.date() if original.source == "production" else (
-                rng.choice(days))
+            subject = (
+                by_subject[original.subject_ref]
+                if original.source == "production"
+                else (rng.choice(plan.subjects))
+            )
+            day = (
+                original.captured_at.date()
+                if original.source == "production"
+                else (rng.choice(days))
+            )
         else:
             # Someone else submits a copy of the image: a reused-photo fraud pattern.
             subject = rng.choice(plan.subjects)
@@ -336,17 +435,30 @@ def _inject_near_duplicates(
             day = rng.choice(choices)
         midnight = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
         at = midnight + timedelta(seconds=rng.randrange(86_400))
-        session = Session(stable_id("sess", seed, "dup", k), subject.subject_id,
-                          rng.choice(DEVICES), at)
+        session = Session(
+            stable_id("sess", seed, "dup", k), subject.subject_id, rng.choice(DEVICES), at
+        )
         plan.sessions.append(session)
         capture_id = stable_id("cap", seed, "near_dup", k)
-        transform = NEAR_DUP_TRANSFORMS[rng.randrange(len(NEAR_DUP_TRANSFORMS))]
-        job = Job("near_dup", job_seed(seed, capture_id), source_file=original.file,
-                  transform=transform)
+        # Cycles through every transform within each three, with a shifting pairing to `mode`.
+        transform = NEAR_DUP_TRANSFORMS[(k + k // 3) % len(NEAR_DUP_TRANSFORMS)]
+        job = Job(
+            "near_dup", job_seed(seed, capture_id), source_file=original.file, transform=transform
+        )
         plan.production.append(
-            Capture(capture_id, "production", day.isoformat(), session.session_id,
-                    subject.customer_ref, original.capture_type, session.device, at,
-                    f"capture-bucket/{day:%Y/%m/%d}/{capture_id}.jpg", original.truth, job)
+            Capture(
+                capture_id,
+                "production",
+                day.isoformat(),
+                session.session_id,
+                subject.customer_ref,
+                original.capture_type,
+                session.device,
+                at,
+                f"capture-bucket/{day:%Y/%m/%d}/{capture_id}.jpg",
+                original.truth,
+                job,
+            )
         )
         plan.near_duplicates.append((capture_id, original.capture_id, transform))
 
@@ -365,11 +477,17 @@ def make_plan(
     day_list = [end_date - timedelta(days=days - 1 - i) for i in range(days)]
     subjects = _subjects(rng, seed, max(8, days * captures_per_day // 4), day_list[0])
     sessions, production = _production(rng, seed, day_list, captures_per_day, subjects)
-    rendered = len(production) if images_sample is None else max(1, min(images_sample,
-                                                                        len(production)))
-    production = reuse_blobs(production, rendered)
-    plan = Plan(subjects, sessions, production, _campaigns(rng, seed, campaigns, day_list),
-                _open_dataset(seed, day_list))
-    plan.broken = _inject_broken(rng, seed, plan.production, rendered)
+    rendered = (
+        len(production) if images_sample is None else max(1, min(images_sample, len(production)))
+    )
+    broken = _inject_broken(rng, seed, production, rendered)
+    plan = Plan(
+        subjects,
+        sessions,
+        reuse_blobs(production, rendered),
+        _campaigns(rng, seed, campaigns, day_list),
+        _open_dataset(seed, day_list),
+        broken,
+    )
     _inject_near_duplicates(rng, seed, plan, day_list)
     return plan

@@ -30,9 +30,9 @@ _SKIN = ((224, 188, 160), (198, 150, 120), (150, 105, 80), (105, 72, 55))
 def selfie_scene(rng: np.random.Generator, face_id: int) -> tuple[Image.Image, Box]:
     width, height = SELFIE_SIZE
     img = background(rng, width, height)
-    size = int(rng.integers(170, 290))
-    cx = int(rng.integers(size // 2 + 20, width - size // 2 - 20))
-    cy = int(rng.integers(size // 2 + 10, max(size // 2 + 11, int(height * 0.58))))
+    size = int(rng.integers(150, 300))
+    cx = int(rng.integers(size // 2 + 10, width - size // 2 - 10))
+    cy = int(rng.integers(size // 2 + 5, max(size // 2 + 6, int(height * 0.62))))
     return img, portrait(rng, face_id, img, size, (cx, cy))
 
 
@@ -123,8 +123,12 @@ def mask_attack(rng: np.random.Generator, face_id: int) -> Image.Image:
     eye_w, eye_h = size * 0.13, size * 0.065
     for ex in (0.34, 0.66):
         fdraw.ellipse(
-            (size * ex - eye_w / 2, size * 0.4 - eye_h / 2, size * ex + eye_w / 2,
-             size * 0.4 + eye_h / 2),
+            (
+                size * ex - eye_w / 2,
+                size * 0.4 - eye_h / 2,
+                size * ex + eye_w / 2,
+                size * 0.4 + eye_h / 2,
+            ),
             fill=(35, 25, 25),
         )
     x0, y0 = cx - size // 2, cy - size // 2

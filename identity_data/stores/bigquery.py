@@ -21,6 +21,7 @@ import uuid
 
 import polars as pl
 from google.api_core.exceptions import NotFound
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY, _should_retry
 
@@ -144,6 +145,20 @@ def _load_should_retry(exc: BaseException) -> bool:
     return bool(_should_retry(exc))
 
 
+def _client(project: str, location: str, emulator_host: str | None) -> bigquery.Client:
+    """The production client (application default credentials, e.g. workload identity), or
+    one for an emulator at `emulator_host`, which takes no credentials, like storage.Client
+    under STORAGE_EMULATOR_HOST."""
+    if not emulator_host:
+        return bigquery.Client(project=project, location=location)
+    return bigquery.Client(
+        project=project,
+        location=location,
+        client_options={"api_endpoint": emulator_host},
+        credentials=AnonymousCredentials(),
+    )
+
+
 class BigQueryWarehouse:
     """A BigQuery dataset whose tables are replaced slice by slice."""
 
@@ -156,8 +171,9 @@ class BigQueryWarehouse:
         retry_deadline: float = 600.0,
         retry_initial_delay: float = 1.0,
         timeout: float = 120.0,
+        emulator_host: str | None = None,
     ) -> None:
-        self.client = client or bigquery.Client(project=project, location=location)
+        self.client = client or _client(project, location, emulator_host)
         self.project = project
         self.dataset = _identifier(dataset)
         self.location = location

@@ -88,7 +88,8 @@ class LocalBlobStore:
         base = self.root / prefix
         if not base.exists():
             return
-        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in paths:
             if path.name.startswith(".tmp-") or (suffixes and not path.name.endswith(suffixes)):
                 continue
             with path.open("rb") as fh:

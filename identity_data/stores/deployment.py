@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 
 import dagster as dg
 import sqlalchemy as sa
@@ -12,14 +12,20 @@ from identity_data.settings import Settings, resolve_settings
 from identity_data.stores.blobs import BlobStore, LocalBlobStore
 from identity_data.stores.warehouse import DuckDBWarehouse, WarehouseBackend
 
+# Emulator endpoints, under the names the Google client libraries themselves read.
+STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
+BIGQUERY_EMULATOR_HOST = "BIGQUERY_EMULATOR_HOST"
+
 
 def blob_store(url: str) -> BlobStore:
     """A local folder, or `gs://bucket/prefix`."""
     if url.startswith("gs://"):
-        from identity_data.stores.gcs import GcsBlobStore
+        from identity_data.stores.gcs import GcsBlobStore, gcs_client
 
         bucket, _, prefix = url.removeprefix("gs://").partition("/")
-        return GcsBlobStore(bucket, prefix)
+        # The endpoint is read here, at launch, and travels with the store into worker processes.
+        emulator = dg.EnvVar(STORAGE_EMULATOR_HOST).get_value()
+        return GcsBlobStore(bucket, prefix, client_factory=partial(gcs_client, emulator))
     return LocalBlobStore(url)
 
 
@@ -30,6 +36,8 @@ def warehouse_backend(settings: Settings) -> WarehouseBackend:
         return BigQueryWarehouse(
             project=settings.gcp_project, dataset=settings.bq_dataset,
             location=settings.bq_location,
+            # An emulator takes no credentials (the client library alone would still ask for them).
+            emulator_host=dg.EnvVar(BIGQUERY_EMULATOR_HOST).get_value(),
         )
     return DuckDBWarehouse(settings.duckdb_path)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.retry import (
     DEFAULT_RETRY,
@@ -26,8 +27,26 @@ def storage_retry(deadline: float = 120.0, initial: float = 1.0, maximum: float 
     )
 
 
+def gcs_client(emulator_host: str | None = None) -> storage.Client:
+    """The production client (application default credentials), or one for an emulator at
+    `emulator_host` with no credentials. Taking the endpoint as an argument, not from the
+    environment, lets a pickled store's factory rebuild the same client in a worker process
+    whose environment may differ (a forkserver keeps the environment it started with)."""
+    if not emulator_host:
+        return storage.Client()
+    return storage.Client(
+        project="emulator",
+        client_options={"api_endpoint": emulator_host},
+        credentials=AnonymousCredentials(),
+    )
+
+
 class GcsBlobStore:
-    """A bucket prefix with create-only writes: GCS preconditions make them race-free."""
+    """A bucket prefix with create-only writes: GCS preconditions make them race-free.
+
+    Picklable, so its bound `read` can run in a process pool: the storage client (which refuses
+    to pickle) stays behind, and each process builds its own from `client_factory` on first use.
+    """
 
     def __init__(
         self,
@@ -37,10 +56,15 @@ class GcsBlobStore:
         retry: Retry | None = None,
         timeout: float = 60.0,
         page_size: int = 1000,
+        client_factory: Callable[[], storage.Client] = storage.Client,
     ) -> None:
-        self.client = client or storage.Client()
-        self.bucket = self.client.bucket(bucket)
+        self.bucket_name = bucket
         self.prefix = prefix.strip("/")
+        self.client_factory = client_factory
+        self._client = client
+        # A client handed in cannot be rebuilt elsewhere (its endpoint and credentials are its
+        # own); swapping it for the default one after pickling would talk to another service.
+        self._rebuildable = client is None or client_factory is not storage.Client
         self.retry = retry or storage_retry()
         # Writes carry ifGenerationMatch=0, which makes them idempotent and so safe to retry;
         # the conditional policy states that dependency instead of retrying blindly.
@@ -50,11 +74,29 @@ class GcsBlobStore:
         self.timeout = timeout
         self.page_size = page_size
 
+    def __getstate__(self) -> dict[str, object]:
+        if not self._rebuildable:
+            raise TypeError(
+                "GcsBlobStore with an explicit client cannot be pickled: pass "
+                "client_factory=<picklable callable> instead, so each process builds its own"
+            )
+        return {**self.__dict__, "_client": None}
+
+    @property
+    def client(self) -> storage.Client:
+        if self._client is None:
+            self._client = self.client_factory()
+        return self._client
+
+    @property
+    def bucket(self) -> storage.Bucket:
+        return self.client.bucket(self.bucket_name)
+
     def _name(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def uri(self, key: str) -> str:
-        return f"gs://{self.bucket.name}/{self._name(key)}"
+        return f"gs://{self.bucket_name}/{self._name(key)}"
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         blob = self.bucket.blob(self._name(key))

@@ -91,7 +91,7 @@ def _where(slice_: Slice) -> tuple[str, list[str]]:
 class DuckDBWarehouse:
     """A DuckDB file; each slice replacement is one transaction."""
 
-    def __init__(self, path: str | Path, schema: str = "warehouse") -> None:
+    def __init__(self, path: str | Path, schema: str = "main") -> None:
         self.path = str(path)
         self.schema = schema
 

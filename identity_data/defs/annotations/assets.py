@@ -18,7 +18,7 @@ from identity_data.stores.deployment import Deployment
 from identity_data.validation import schema_check, schema_check_spec
 
 NEAR_DUPLICATES = dg.AssetKey(["annotations", "near_duplicates"])
-MANIFEST_COLUMNS = ["capture_id", "blob_key", "capture_type"]
+MANIFEST_COLUMNS = ["capture_id", "blob_key", "capture_type", "source_label", "source_partition"]
 
 
 def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
@@ -36,9 +36,9 @@ def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
         ins={
             "manifest": dg.AssetIn(source.key("raw", "captures"),
-                                   metadata={"columns": [*MANIFEST_COLUMNS, "source_partition"]})
+                                   metadata={"columns": MANIFEST_COLUMNS})
         },
-        check_specs=annotation_check_specs(key),
+        check_specs=annotation_check_specs(key, source.selfie_face_floor),
     )
     def _asset(context: dg.AssetExecutionContext, deployment: Deployment, manifest: pl.DataFrame):
         """Run the face detector and image metrics over the partition's blobs on every core."""
@@ -48,7 +48,7 @@ def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
         ).join(manifest.select("capture_id", "source_partition"), on="capture_id")
         yield dg.Output(rows, metadata={"dagster/row_count": rows.height,
                                         **annotation_metadata(rows)})
-        yield from annotation_check_results(rows, manifest, key)
+        yield from annotation_check_results(rows, manifest, key, source.selfie_face_floor)
 
     return _asset
 
@@ -66,7 +66,8 @@ annotation_assets = [build_annotation_asset(source) for source in SOURCES]
     ins={
         f"{s.name}": dg.AssetIn(
             s.key("annotations", "annotations"),
-            metadata={"allow_missing_partitions": True, "columns": ["capture_id", "phash"]},
+            metadata={"allow_missing_partitions": True,
+                      "columns": ["capture_id", *dedup.HASH_COLUMNS]},
         )
         for s in SOURCES
     },
@@ -75,9 +76,10 @@ annotation_assets = [build_annotation_asset(source) for source in SOURCES]
 )
 def near_duplicates(production: pl.DataFrame, campaign: pl.DataFrame, open_dataset: pl.DataFrame):
     """Cluster every capture's pHash with every other one, across sources and partitions."""
-    empty = pl.DataFrame(schema={"capture_id": pl.String, "phash": pl.String})
+    empty = pl.DataFrame(schema={"capture_id": pl.String, **dict.fromkeys(dedup.HASH_COLUMNS,
+                                                                            pl.String)})
     hashes = pl.concat([empty, *(f for f in (production, campaign, open_dataset) if f.width)])
-    clusters = dedup.near_duplicates(hashes.filter(pl.col("phash").is_not_null()))
+    clusters = dedup.near_duplicates(hashes)
     yield dg.Output(clusters, metadata={"dagster/row_count": clusters.height})
     yield schema_check(clusters, NearDuplicates, NEAR_DUPLICATES)
     yield duplicate_check_result(clusters, NEAR_DUPLICATES)

@@ -37,7 +37,7 @@ from scipy.sparse.csgraph import connected_components
 DEFAULT_THRESHOLD = 8
 # Bump when the clustering rule changes; the threshold is part of it.
 DEDUP_CODE_VERSION = f"phash3-hamming-{DEFAULT_THRESHOLD}-v1"
-_PROBE_CHUNK = 1 << 18
+_JOIN_ROWS = 4_000_000
 
 # pHash of the whole image, then of the image with 3% and 6% cut from every side: a copy
 # re-cropped by 1-8% per side is much closer to one of the inset crops than to the whole image.
@@ -67,9 +67,11 @@ def _mih_pairs(hashes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarr
         keyed = pl.DataFrame({"i": index, "h": hashes, "key": key})
         # With fewer bands than t + 1, an exact band match alone is not guaranteed.
         masks = [0] + ([1 << b for b in range(width)] if threshold >= len(layout) else [])
+        # Each probe row meets ~len / 2^width rows: size chunks to ~_JOIN_ROWS joined rows.
+        chunk = max(1024, _JOIN_ROWS * (1 << width) // max(len(hashes), 1))
         for mask in masks:
-            for start in range(0, len(hashes), _PROBE_CHUNK):
-                probe = keyed.slice(start, _PROBE_CHUNK).with_columns(
+            for start in range(0, len(hashes), chunk):
+                probe = keyed.slice(start, chunk).with_columns(
                     key=pl.col("key") ^ pl.lit(mask, dtype=pl.UInt32)
                 )
                 pairs = (

@@ -17,7 +17,7 @@ def _histogram(values: pl.Series, name: str) -> dg.MetadataValue:
     peak = max(int(counts.max()), 1)
     lines = [f"| {name} | count | |", "|---|---|---|"]
     lines += [
-        f"| {lo:.3g} – {hi:.3g} | {n} | {'█' * round(20 * n / peak)} |"
+        f"| {lo:.3g} to {hi:.3g} | {n} | {'█' * round(20 * n / peak)} |"
         for lo, hi, n in zip(edges[:-1], edges[1:], counts, strict=True)
     ]
     return dg.MetadataValue.md("\n".join(lines))

@@ -87,3 +87,12 @@ class NearDuplicates(pa.DataFrameModel):
 
     class Config:
         strict = True
+
+
+class PartitionedAnnotations(AnnotationRows):
+    """Annotation rows as the lake stores them, tagged with the raw partition they annotate."""
+
+    source_partition: str
+
+    class Config:
+        strict = True

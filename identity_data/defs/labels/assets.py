@@ -5,7 +5,12 @@ import polars as pl
 
 from identity_data.defs.labels import consensus as cs
 from identity_data.defs.labels.checks import consensus_checks, consensus_check_specs
-from identity_data.defs.labels.parse import parse_flat_csv, parse_label_studio, pool_latest
+from identity_data.defs.labels.parse import (
+    LabelExportError,
+    parse_flat_csv,
+    parse_label_studio,
+    pool_latest,
+)
 from identity_data.defs.labels.metadata import class_balance, label_metadata
 from identity_data.defs.labels.partitions import label_exports
 from identity_data.defs.labels.schemas import AnnotatorQuality, LabelQuarantine, ParsedAnnotations
@@ -25,22 +30,21 @@ CAPTURE_COLUMNS = ["capture_id", "capture_date", "source"]
 
 
 @dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            EXPORT_ANNOTATIONS,
+    outs={
+        "annotations": dg.AssetOut(
+            key=EXPORT_ANNOTATIONS,
             description="One row per (capture, annotator, task, label) of one export file.",
             group_name="labels",
             kinds={"polars", "parquet"},
-            partitions_def=label_exports,
         ),
-        dg.AssetSpec(
-            EXPORT_QUARANTINE,
+        "quarantine": dg.AssetOut(
+            key=EXPORT_QUARANTINE,
             description="Export rows that cannot be used, with the reason.",
             group_name="labels",
             kinds={"polars", "parquet"},
-            partitions_def=label_exports,
         ),
-    ],
+    },
+    partitions_def=label_exports,
     check_specs=[
         schema_check_spec(EXPORT_ANNOTATIONS, ParsedAnnotations),
         schema_check_spec(EXPORT_QUARANTINE, LabelQuarantine),
@@ -50,23 +54,27 @@ CAPTURE_COLUMNS = ["capture_id", "capture_date", "source"]
 def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
     """Parse one Label Studio JSON or flat CSV export, streaming."""
     key, version = export_file(context.partition_key)
-    current = next(iter(deployment.lake.list(key)), None)
+    current = next((o for o in deployment.lake.list(key) if o.key == key), None)
     if current is None or not current.version.startswith(version):
         raise dg.Failure(
             f"{key}: its content changed or it was removed since partition "
             f"{context.partition_key} was created; the new content has its own partition."
         )
     parse = parse_label_studio if key.endswith(".json") else parse_flat_csv
-    with deployment.lake.open(key) as fh:
-        annotations, quarantine = parse(fh, context.partition_key, key)
+    try:
+        with deployment.lake.open(key) as fh:
+            annotations, quarantine = parse(fh, context.partition_key, key)
+    except LabelExportError as err:
+        # The whole file is unreadable: fail this partition only, naming file and position.
+        raise dg.Failure(str(err)) from err
     yield dg.Output(
         annotations,
-        output_name=EXPORT_ANNOTATIONS.to_python_identifier(),
+        output_name="annotations",
         metadata={"dagster/row_count": annotations.height, **class_balance(annotations)},
     )
     yield dg.Output(
         quarantine,
-        output_name=EXPORT_QUARANTINE.to_python_identifier(),
+        output_name="quarantine",
         metadata={
             "dagster/row_count": quarantine.height,
             "by_reason": dg.MetadataValue.json(

@@ -7,21 +7,33 @@ from pathlib import PurePosixPath
 import dagster as dg
 
 from identity_data.defs.labels.partitions import label_exports
-from identity_data.stores.blobs import ObjectInfo
+from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.watch import build_drop_sensor
 
 EXPORT_PREFIX = "label-exports"
 EXPORT_SUFFIXES = (".json", ".csv")
 VERSION_CHARS = 12
+EMPTY_MAX_BYTES = 64
 
 
-def export_partition(obj: ObjectInfo) -> str | None:
-    """`<file name>@<md5 prefix>`: a file re-uploaded with new content gets a new partition."""
-    name = PurePosixPath(obj.key).name
-    if obj.size == 0:
-        # An empty export carries no labels: no partition, no run, no error.
+def is_empty_export(obj: ObjectInfo, store: BlobStore) -> bool:
+    """Zero bytes, or an empty JSON list (BOM and white space allowed)."""
+    if obj.size > EMPTY_MAX_BYTES:
+        return False
+    return store.read(obj.key).removeprefix(b"\xef\xbb\xbf").translate(None, b" \t\r\n") in (
+        b"",
+        b"[]",
+    )
+
+
+def export_partition(obj: ObjectInfo, store: BlobStore) -> str | None:
+    """`<file name>@<md5 prefix>`: a file re-uploaded with new content gets a new partition.
+
+    An empty export carries no labels: it gets no partition, no run and no error.
+    """
+    if is_empty_export(obj, store):
         return None
-    return f"{name}@{obj.version[:VERSION_CHARS]}"
+    return f"{PurePosixPath(obj.key).name}@{obj.version[:VERSION_CHARS]}"
 
 
 def export_file(partition: str) -> tuple[str, str]:

@@ -26,6 +26,8 @@ class CaptureSource:
     partitions_def: dg.PartitionsDefinition
     read: Reader
     description: str
+    # Least share of selfies with a detected face; attack-heavy sources legitimately score lower.
+    selfie_face_floor: float
     freshness_policy: dg.FreshnessPolicy | None = None
 
     def key(self, layer: str, table: str) -> dg.AssetKey:
@@ -50,6 +52,7 @@ SOURCES = (
         partitions.daily,
         _read_production,
         "Captures from the capture service's database, extracted per capture day.",
+        0.8,
         dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=36)),
     ),
     CaptureSource(
@@ -57,12 +60,15 @@ SOURCES = (
         partitions.campaigns,
         _drop_folder("campaigns"),
         "Captures from the team's capture campaigns, one drop folder per campaign.",
+        # Campaigns mostly collect print and replay attacks, which hide faces from a detector.
+        0.4,
     ),
     CaptureSource(
         "open_dataset",
         partitions.open_datasets,
         _drop_folder("open-datasets"),
         "Captures from open datasets imported in bulk.",
+        0.85,
     ),
 )
 
@@ -81,23 +87,22 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
 
     @dg.multi_asset(
         name=f"raw_{source.name}",
-        specs=[
-            dg.AssetSpec(
-                captures,
+        outs={
+            "captures": dg.AssetOut(
+                key=captures,
                 description=source.description,
                 group_name="raw",
                 kinds={"polars", "parquet"},
-                partitions_def=source.partitions_def,
                 freshness_policy=source.freshness_policy,
             ),
-            dg.AssetSpec(
-                quarantine,
+            "quarantine": dg.AssetOut(
+                key=quarantine,
                 description=f"{source.name} records kept out of the manifest, with the reason.",
                 group_name="raw",
                 kinds={"polars", "parquet"},
-                partitions_def=source.partitions_def,
             ),
-        ],
+        },
+        partitions_def=source.partitions_def,
         check_specs=[
             schema_check_spec(captures, CaptureManifest),
             schema_check_spec(quarantine, RawQuarantine),
@@ -120,13 +125,13 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
                 quarantines.append(bad)
         manifest = pl.concat([empty_frame(CaptureManifest), *manifests])
         bad = pl.concat([empty_frame(RawQuarantine), *quarantines])
-        yield dg.Output(manifest, output_name=captures.to_python_identifier(), metadata={
+        yield dg.Output(manifest, output_name="captures", metadata={
             "dagster/row_count": manifest.height,
             "by_capture_type": dg.MetadataValue.json(
                 dict(manifest["capture_type"].value_counts().iter_rows())
             ),
         })
-        yield dg.Output(bad, output_name=quarantine.to_python_identifier(), metadata={
+        yield dg.Output(bad, output_name="quarantine", metadata={
             "dagster/row_count": bad.height,
             "by_field": dg.MetadataValue.json(dict(bad["field"].value_counts().iter_rows())),
         })

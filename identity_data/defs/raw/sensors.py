@@ -7,13 +7,13 @@ from pathlib import PurePosixPath
 import dagster as dg
 
 from identity_data.defs.raw.partitions import campaigns
-from identity_data.stores.blobs import ObjectInfo
+from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.watch import build_drop_sensor
 
 CAMPAIGN_PREFIX = "landing/campaigns"
 
 
-def campaign_of(obj: ObjectInfo) -> str | None:
+def campaign_of(obj: ObjectInfo, store: BlobStore) -> str | None:
     """A campaign is ready when its manifest lands; the folder name is the partition."""
     path = PurePosixPath(obj.key)
     if path.name != "manifest.csv" or path.parent.parent != PurePosixPath(CAMPAIGN_PREFIX):

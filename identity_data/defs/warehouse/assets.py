@@ -34,9 +34,12 @@ def _spec(key: dg.AssetKey, table: str, description: str, **kwargs) -> dict:
 
 
 def _checked(
-    context: dg.AssetExecutionContext, df: pl.DataFrame, model: type[pa.DataFrameModel]
+    context: dg.AssetExecutionContext,
+    df: pl.DataFrame,
+    model: type[pa.DataFrameModel],
+    counts: dict[str, int] | None = None,
 ):
-    yield dg.Output(df, metadata={"dagster/row_count": df.height})
+    yield dg.Output(df, metadata={"dagster/row_count": df.height, **(counts or {})})
     yield schema_check(df, model, context.asset_key)
 
 
@@ -95,9 +98,7 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
     ):
         """Join captures, consensus labels and annotations into training rows."""
         rows, counts = transforms.training_examples(manifest, annotations, labels, duplicates)
-        context.add_output_metadata({f"excluded_{k}" if k != "captures_in" else k: v
-                                     for k, v in counts.items()})
-        yield from _checked(context, rows, TrainingExample)
+        yield from _checked(context, rows, TrainingExample, counts)
 
     return [captures, annotations, training_examples]
 

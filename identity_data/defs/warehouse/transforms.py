@@ -75,7 +75,7 @@ def training_examples(
         "near_duplicate_copy": pl.col("redundant").fill_null(False),
     }
     excluded = {
-        name: joined.filter(cond & ~pl.any_horizontal(list(reasons.values())[:i] or [False]))
+        f"excluded_{name}": joined.filter(cond & ~pl.any_horizontal(list(reasons.values())[:i] or [False]))
         .height
         for i, (name, cond) in enumerate(reasons.items())
     }

@@ -1,0 +1,57 @@
+"""Label assets on a generated sample: per-export failure isolation and consensus accounting."""
+
+import dagster as dg
+import polars as pl
+
+from identity_data.defs.labels.sensors import label_export_sensor
+from identity_data.stores.deployment import Deployment
+from identity_data_tests.conftest import SAMPLE_DAYS
+
+EXPORT = ("labels/export_annotations", "labels/export_quarantine")
+RAW = ("raw/production_captures", "raw/production_quarantine")
+
+
+def discover(instance: dg.DagsterInstance) -> list[str]:
+    context = dg.build_sensor_context(instance=instance, resources={"deployment": Deployment()})
+    result = label_export_sensor(context)
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return [r.partition_key for r in result.run_requests]
+
+
+def test_malformed_export_fails_alone_naming_the_file(sample_home, instance, pipeline):
+    (sample_home / "lake/label-exports/broken.json").write_text('[{"id": 1, "data": {')
+    partitions = discover(instance)
+    broken = next(p for p in partitions if p.startswith("broken.json@"))
+    result = pipeline(instance, *EXPORT, partition_key=broken, raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "label-exports/broken.json" in message and "malformed JSON" in message
+    for partition in partitions:
+        if partition != broken:
+            assert pipeline(instance, *EXPORT, partition_key=partition).success
+
+
+def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline):
+    pipeline(instance, *RAW, tags={"dagster/asset_partition_range_start": SAMPLE_DAYS[0],
+                                   "dagster/asset_partition_range_end": SAMPLE_DAYS[-1]})
+    for partition in discover(instance):
+        pipeline(instance, *EXPORT, partition_key=partition)
+    result = pipeline(instance, "labels/consensus_labels", "labels/annotator_quality",
+                      "labels/unmatched_annotations")
+    assert result.success
+    tables = sample_home / "lake/tables/labels"
+    pooled = pl.concat(pl.read_parquet(f) for f in (tables / "export_annotations").glob("*"))
+    unmatched = pl.read_parquet(tables / "unmatched_annotations.parquet")
+    labels = pl.read_parquet(tables / "consensus_labels.parquet")
+    # Only production captures were extracted, so every campaign/open-dataset label is unmatched.
+    known = set(
+        pl.concat(pl.read_parquet(f) for f in (sample_home / "lake/tables/raw/production_captures")
+                  .glob("*"))["capture_id"]
+    )
+    assert set(labels["capture_id"]) <= known
+    assert not set(unmatched["capture_id"]) & known
+    assert set(pooled["capture_id"]) - known <= set(unmatched["capture_id"])
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["row_accounting"] and checks["labels_in_taxonomy"]

@@ -1,0 +1,98 @@
+"""The label-export sensor across restarts, bursts, changed content and empty files."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from identity_data.defs.labels.sensors import export_partition, label_export_sensor
+from identity_data.stores.deployment import Deployment
+
+
+@pytest.fixture
+def exports(data_home: Path) -> Path:
+    folder = data_home / "lake" / "label-exports"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    """One evaluation, as the daemon runs it, with the partitions it asks for applied."""
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"deployment": Deployment()}
+    )
+    result = label_export_sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def write(folder: Path, name: str, tasks: list | None = None) -> None:
+    (folder / name).write_text(json.dumps(tasks if tasks is not None else [{"id": name}]))
+
+
+def test_each_file_once_across_restarts(instance, exports):
+    write(exports, "a.json")
+    write(exports, "b.json")
+    first = tick(instance, None)
+    assert sorted(r.partition_key.split("@")[0] for r in first.run_requests) == ["a.json", "b.json"]
+    # A restart resumes from the stored cursor: nothing is requested twice.
+    again = tick(instance, first.cursor)
+    assert again.run_requests == []
+    write(exports, "c.json")
+    third = tick(instance, again.cursor)
+    assert [r.partition_key.split("@")[0] for r in third.run_requests] == ["c.json"]
+    assert len(instance.get_dynamic_partitions("label_exports")) == 3
+
+
+def test_changed_content_is_a_new_partition(instance, exports):
+    write(exports, "a.json", [{"id": 1}])
+    first = tick(instance, None)
+    write(exports, "a.json", [{"id": 2}])
+    second = tick(instance, first.cursor)
+    (old,), (new,) = first.run_requests, second.run_requests
+    assert old.partition_key != new.partition_key
+    assert old.run_key != new.run_key
+    # Rewriting the same bytes is no change.
+    write(exports, "a.json", [{"id": 2}])
+    assert tick(instance, second.cursor).run_requests == []
+
+
+def test_a_burst_drains_over_bounded_ticks(instance, exports):
+    for n in range(60):
+        write(exports, f"burst-{n:03}.json")
+    cursor, seen = None, []
+    for _ in range(3):
+        result = tick(instance, cursor)
+        assert len(result.run_requests) <= 25
+        seen += [r.partition_key for r in result.run_requests]
+        cursor = result.cursor
+    assert len(seen) == len(set(seen)) == 60
+    assert tick(instance, cursor).run_requests == []
+
+
+def test_run_keys_dedupe_a_replayed_tick(instance, exports):
+    write(exports, "a.json")
+    first = tick(instance, None)
+    replay = tick(instance, None)
+    assert [r.run_key for r in replay.run_requests] == [r.run_key for r in first.run_requests]
+
+
+def test_empty_export_creates_nothing(instance, exports):
+    (exports / "empty.json").write_bytes(b"")
+    result = tick(instance, None)
+    assert result.run_requests == []
+    assert instance.get_dynamic_partitions("label_exports") == []
+
+
+def test_empty_list_export_creates_nothing(instance, exports):
+    (exports / "empty.json").write_bytes(b"\xef\xbb\xbf [ ]\n")
+    assert tick(instance, None).run_requests == []
+
+
+def test_partition_key_carries_content_version(data_home):
+    lake = Deployment().lake
+    lake.put_if_absent("label-exports/x.json", b'[{"id": 1}]')
+    (info,) = lake.list("label-exports/x.json")
+    assert export_partition(info, lake) == f"x.json@{info.version[:12]}"

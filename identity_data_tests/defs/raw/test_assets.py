@@ -1,0 +1,66 @@
+"""Raw assets materialized from a generated sample on the embedded default."""
+
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from identity_data_tests.conftest import SAMPLE_DAYS
+
+RANGE = {"dagster/asset_partition_range_start": SAMPLE_DAYS[0],
+         "dagster/asset_partition_range_end": SAMPLE_DAYS[-1]}
+RAW = ("raw/production_captures", "raw/production_quarantine")
+
+
+def read_partitions(home: Path, asset: str) -> pl.DataFrame:
+    files = sorted((home / "lake" / "tables" / asset).glob("*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files])
+
+
+def db_rows(home: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(home / "capture_db.sqlite") as con:
+        return con.execute("SELECT capture_id, subject_ref FROM captures").fetchall()
+
+
+def test_range_backfill_is_one_run_with_a_file_per_day(sample_home, instance, pipeline):
+    result = pipeline(instance, *RAW, tags=RANGE)
+    assert result.success
+    assert len(instance.get_run_records()) == 1
+    files = sorted(p.name for p in (sample_home / "lake/tables/raw/production_captures").iterdir())
+    assert files == [f"{day}.parquet" for day in SAMPLE_DAYS]
+    manifest = read_partitions(sample_home, "raw/production_captures")
+    for day, part in manifest.group_by("source_partition"):
+        assert (part["capture_date"].cast(pl.String) == day[0]).all()
+
+
+def test_rows_in_equal_manifest_plus_quarantine(sample_home, instance, pipeline):
+    pipeline(instance, *RAW, tags=RANGE)
+    manifest = read_partitions(sample_home, "raw/production_captures")
+    quarantine = read_partitions(sample_home, "raw/production_quarantine")
+    assert manifest.height + quarantine.height == len(db_rows(sample_home))
+    assert set(quarantine["field"]) == {"blob"}
+    assert quarantine["reason"].str.contains("zero bytes|not one of|truncat|corrupt").all()
+    for key in manifest["blob_key"]:
+        assert (sample_home / "lake" / key).is_file()
+        assert key.startswith(f"raw/captures/{Path(key).name[:2]}/")
+
+
+def test_rematerializing_gives_identical_partitions(sample_home, instance, pipeline):
+    pipeline(instance, *RAW, tags=RANGE)
+    before = read_partitions(sample_home, "raw/production_captures")
+    pipeline(instance, *RAW, partition_key=SAMPLE_DAYS[0])
+    pipeline(instance, *RAW, tags=RANGE)
+    assert_frame_equal(read_partitions(sample_home, "raw/production_captures"), before)
+
+
+def test_no_raw_subject_reference_leaves_the_raw_zone(sample_home, instance, pipeline):
+    pipeline(instance, *RAW, tags=RANGE)
+    refs = {ref for _, ref in db_rows(sample_home)}
+    tables = sample_home / "lake" / "tables"
+    for path in tables.rglob("*.parquet"):
+        text = pl.read_parquet(path).write_csv()
+        assert not any(ref in text for ref in refs), path
+    logs = "".join(str(e.dagster_event) for e in instance.all_logs(
+        instance.get_run_records()[0].dagster_run.run_id))
+    assert not any(ref in logs for ref in refs)
