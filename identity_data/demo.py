@@ -18,11 +18,11 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from identity_data.definitions import defs as load_defs
 from identity_data.defs.labels.assets import EXPORT_ANNOTATIONS, EXPORT_QUARANTINE
 from identity_data.defs.labels.sensors import label_export_sensor
 from identity_data.defs.raw.assets import SOURCES
 from identity_data.defs.raw.sensors import campaign_sensor
-from identity_data.definitions import defs as load_defs
 from identity_data.sample import generate
 from identity_data.settings import ensure_local_key, resolve_settings
 
@@ -54,8 +54,12 @@ class Demo:
     def run(self, label: str, selection: dg.AssetSelection, **kwargs) -> None:
         self.tally.say(f"materializing {label}")
         result = dg.materialize(
-            self.assets, selection=selection, instance=self.instance,
-            resources=self.resources, raise_on_error=False, **kwargs,
+            self.assets,
+            selection=selection,
+            instance=self.instance,
+            resources=self.resources,
+            raise_on_error=False,
+            **kwargs,
         )
         for evaluation in result.get_asset_check_evaluations():
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
@@ -74,22 +78,32 @@ class Demo:
         context = dg.build_sensor_context(instance=self.instance, resources=self.resources)
         result = sensor(context)
         for request in result.dynamic_partitions_requests or []:
-            self.instance.add_dynamic_partitions(request.partitions_def_name,
-                                                 list(request.partition_keys))
+            self.instance.add_dynamic_partitions(
+                request.partitions_def_name, list(request.partition_keys)
+            )
         return sorted({r.partition_key for r in result.run_requests or []})
 
 
 def source_selection(source, tables: tuple[str, ...]) -> dg.AssetSelection:
-    keys = [source.key("raw", "captures"), source.key("raw", "quarantine"),
-            source.key("annotations", "annotations")]
+    keys = [
+        source.key("raw", "captures"),
+        source.key("raw", "quarantine"),
+        source.key("annotations", "annotations"),
+    ]
     keys += [source.key("warehouse", t) for t in tables]
     return dg.AssetSelection.assets(*keys)
 
 
 def partition_runs(source, days: list[str], campaigns: list[str]) -> list[dict]:
     if source.name == "production":
-        return [{"tags": {"dagster/asset_partition_range_start": days[0],
-                          "dagster/asset_partition_range_end": days[-1]}}]
+        return [
+            {
+                "tags": {
+                    "dagster/asset_partition_range_start": days[0],
+                    "dagster/asset_partition_range_end": days[-1],
+                }
+            }
+        ]
     keys = campaigns if source.name == "campaign" else source.partitions_def.get_partition_keys()
     return [{"partition_key": key} for key in keys]
 
@@ -99,27 +113,34 @@ def summary(tally: Tally, home: Path) -> None:
     print("\nWarehouse tables (" + str(settings.duckdb_path) + "):")
     with duckdb.connect(settings.duckdb_path, read_only=True) as con:
         for (table,) in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema='main' "
-            "ORDER BY 1"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema='main' ORDER BY 1"
         ).fetchall():
             rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
             print(f"  {table:<20} {rows:>8} rows")
     print("Quarantined rows (lake parquet):")
     tables = Path(settings.lake_url) / "tables"
-    for name in ("raw/production_quarantine", "raw/campaign_quarantine",
-                 "raw/open_dataset_quarantine", "labels/export_quarantine",
-                 "labels/unmatched_annotations"):
+    for name in (
+        "raw/production_quarantine",
+        "raw/campaign_quarantine",
+        "raw/open_dataset_quarantine",
+        "labels/export_quarantine",
+        "labels/unmatched_annotations",
+    ):
         files = list((tables / name).rglob("*.parquet")) or list(tables.glob(f"{name}.parquet"))
         rows = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
         print(f"  {name:<32} {rows:>6}")
-    print(f"Checks: {tally.checks_passed} passed, {len(tally.checks_warned)} warned, "
-          f"{len(tally.checks_failed)} failed")
+    print(
+        f"Checks: {tally.checks_passed} passed, {len(tally.checks_warned)} warned, "
+        f"{len(tally.checks_failed)} failed"
+    )
     for name in tally.checks_warned:
         print(f"  warned: {name}")
     for name in tally.checks_failed:
         print(f"  failed: {name}")
-    print(f"Files: sources and lake under {home}, Dagster instance under "
-          f"{dg.DagsterInstance.get().root_directory}")
+    print(
+        f"Files: sources and lake under {home}, Dagster instance under "
+        f"{dg.DagsterInstance.get().root_directory}"
+    )
     print(f"Wall time: {time.monotonic() - tally.started:.1f}s")
 
 
@@ -127,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--captures-per-day", type=int, default=200)
+    parser.add_argument("--campaigns", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
@@ -134,8 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(dg.EnvVar("IDENTITY_DATA_HOME").get_value("data") or "data").resolve()
     end = datetime.now(UTC).date() - timedelta(days=1)
     tally.say(f"generating sample sources in {home} (seed {args.seed}, {args.days} days)")
-    generate(home, seed=args.seed, days=args.days, captures_per_day=args.captures_per_day,
-             end_date=end)
+    generate(
+        home,
+        seed=args.seed,
+        days=args.days,
+        captures_per_day=args.captures_per_day,
+        end_date=end,
+        campaigns=args.campaigns,
+    )
     ensure_local_key(home)
     days = [(end - timedelta(days=n)).isoformat() for n in reversed(range(args.days))]
 
@@ -146,20 +174,29 @@ def main(argv: list[str] | None = None) -> int:
 
     for source in SOURCES:
         for run in partition_runs(source, days, campaigns):
-            demo.run(f"{source.name} {run}", source_selection(source, ("captures", "annotations")),
-                     **run)
+            demo.run(
+                f"{source.name} {run}", source_selection(source, ("captures", "annotations")), **run
+            )
     for export in exports:
-        demo.run(f"label export {export}",
-                 dg.AssetSelection.assets(EXPORT_ANNOTATIONS, EXPORT_QUARANTINE),
-                 partition_key=export)
-    demo.run("consensus and near-duplicates",
-             dg.AssetSelection.assets(*LABEL_KEYS).required_multi_asset_neighbors()
-             | dg.AssetSelection.assets(dg.AssetKey(["warehouse", "labels"]),
-                                        dg.AssetKey(["warehouse", "annotator_quality"])))
+        demo.run(
+            f"label export {export}",
+            dg.AssetSelection.assets(EXPORT_ANNOTATIONS, EXPORT_QUARANTINE),
+            partition_key=export,
+        )
+    demo.run(
+        "consensus and near-duplicates",
+        dg.AssetSelection.assets(*LABEL_KEYS).required_multi_asset_neighbors()
+        | dg.AssetSelection.assets(
+            dg.AssetKey(["warehouse", "labels"]), dg.AssetKey(["warehouse", "annotator_quality"])
+        ),
+    )
     for source in SOURCES:
         for run in partition_runs(source, days, campaigns):
-            demo.run(f"{source.name} training examples {run}",
-                     dg.AssetSelection.assets(source.key("warehouse", "training_examples")), **run)
+            demo.run(
+                f"{source.name} training examples {run}",
+                dg.AssetSelection.assets(source.key("warehouse", "training_examples")),
+                **run,
+            )
     summary(tally, home)
     return 1 if tally.failed_runs or tally.checks_failed else 0
 

@@ -91,8 +91,7 @@ def resolve_settings() -> Settings:
     return Settings(
         env=env,
         lake_url=str(home / "lake"),
-        capture_bucket_url=_get("IDENTITY_DATA_CAPTURE_BUCKET", str(home / "capture-bucket"))
-        or "",
+        capture_bucket_url=_get("IDENTITY_DATA_CAPTURE_BUCKET", str(home / "capture-bucket")) or "",
         capture_db_url=_get("IDENTITY_DATA_CAPTURE_DB_URL", f"sqlite:///{home}/capture_db.sqlite")
         or "",
         pseudonym_key=check_key(

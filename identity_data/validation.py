@@ -22,12 +22,14 @@ def conform(df: pl.DataFrame, model: type[pa.DataFrameModel]) -> pl.DataFrame:
     return df.select(pl.col(c).cast(s.dtype.type) for c, s in columns.items())
 
 
-def schema_check_spec(asset: dg.AssetKey | str, model: type[pa.DataFrameModel]) -> dg.AssetCheckSpec:
+def schema_check_spec(
+    asset: dg.AssetKey | str, model: type[pa.DataFrameModel]
+) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         name=f"{model.__name__}_schema",
         asset=asset,
         blocking=True,
-        description=f"Rows match the pandera model {model.__name__} (types, nulls, allowed values).",
+        description=f"Rows match the pandera model {model.__name__} (types, nulls, values).",
     )
 
 

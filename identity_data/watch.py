@@ -1,6 +1,5 @@
 """Sensors that turn files landing under a lake prefix into dynamic partitions and runs."""
 
-
 import json
 from collections.abc import Callable
 
@@ -52,9 +51,7 @@ def build_drop_sensor(
                 continue
             if not context.instance.has_dynamic_partition(partitions_def.name, partition):
                 new_keys.append(partition)
-            runs.append(
-                dg.RunRequest(run_key=f"{obj.key}@{obj.version}", partition_key=partition)
-            )
+            runs.append(dg.RunRequest(run_key=f"{obj.key}@{obj.version}", partition_key=partition))
         return dg.SensorResult(
             run_requests=runs,
             dynamic_partitions_requests=[partitions_def.build_add_request(new_keys)]

@@ -53,8 +53,9 @@ SAMPLE_DAYS = ["2026-11-27", "2026-11-28"]
 def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small generated sample per session; tests copy it, so they may change their copy."""
     out = tmp_path_factory.mktemp("sample") / "data"
-    generate(out, seed=3, days=len(SAMPLE_DAYS), captures_per_day=20, end_date=SAMPLE_END,
-             campaigns=1)
+    generate(
+        out, seed=3, days=len(SAMPLE_DAYS), captures_per_day=20, end_date=SAMPLE_END, campaigns=1
+    )
     return out
 
 
@@ -72,7 +73,13 @@ def pipeline():
 
     def run(instance: dg.DagsterInstance, *keys: str, raise_on_error: bool = True, **kwargs):
         selection = dg.AssetSelection.assets(*(dg.AssetKey.from_user_string(k) for k in keys))
-        return dg.materialize(assets, selection=selection, instance=instance,
-                              resources=resources, raise_on_error=raise_on_error, **kwargs)
+        return dg.materialize(
+            assets,
+            selection=selection,
+            instance=instance,
+            resources=resources,
+            raise_on_error=raise_on_error,
+            **kwargs,
+        )
 
     return run

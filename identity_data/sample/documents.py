@@ -65,8 +65,8 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def _card_base(rng: np.random.Generator) -> Image.Image:
     """Pastel gradient with guilloche curves; hue and curves vary per card."""
     w, h = CARD_SIZE
-    c0 = np.asarray(random_colour(rng, 170, 250), dtype=np.float32)
-    c1 = np.asarray(random_colour(rng, 170, 250), dtype=np.float32)
+    c0 = np.asarray(random_colour(rng, 100, 250), dtype=np.float32)
+    c1 = np.asarray(random_colour(rng, 100, 250), dtype=np.float32)
     # A smooth gradient: computed at 1/8 scale and upscaled.
     t = np.linspace(0, 1, w // 8, dtype=np.float32)[None, :, None]
     tv = np.linspace(0, 1, h // 8, dtype=np.float32)[:, None, None]
@@ -92,7 +92,10 @@ def _header(draw: ImageDraw.ImageDraw, rng: np.random.Generator, title: str) -> 
     draw.text((30, 46), title, font=font(22), fill=(235, 235, 235))
 
 
-def id_front(rng: np.random.Generator, holder: CardHolder, face_id: int, quality: str) -> bytes:
+def front_card(
+    rng: np.random.Generator, holder: CardHolder, face_id: int
+) -> tuple[Image.Image, Box]:
+    """The TD1 front (CARD_SIZE) with the holder's portrait; returns (card, portrait face box)."""
     card = _card_base(rng)
     draw = ImageDraw.Draw(card)
     _header(draw, rng, "IDENTITY CARD / CARTE D'IDENTITE")
@@ -118,10 +121,11 @@ def id_front(rng: np.random.Generator, holder: CardHolder, face_id: int, quality
         y += 58
     signature = [(620 + 12 * i, 470 + float(rng.uniform(-14, 14))) for i in range(16)]
     draw.line(signature, fill=(20, 20, 80), width=2)
-    return _photograph(rng, card, quality, face_box)
+    return card, face_box
 
 
-def id_back(rng: np.random.Generator, holder: CardHolder, quality: str) -> bytes:
+def back_card(rng: np.random.Generator, holder: CardHolder) -> Image.Image:
+    """The TD1 back (CARD_SIZE) with a random barcode and the MRZ."""
     card = _card_base(rng)
     draw = ImageDraw.Draw(card)
     _header(draw, rng, "RESIDENCE / DOMICILE")
@@ -145,7 +149,18 @@ def id_back(rng: np.random.Generator, holder: CardHolder, quality: str) -> bytes
             draw.text(
                 (38 + col * pitch, mrz_top + 14 + row * 44), ch, font=font(size), fill=(0, 0, 0)
             )
-    return _photograph(rng, card, quality, (36, 96, 500, 360))
+    return card
+
+
+def id_front(rng: np.random.Generator, holder: CardHolder, face_id: int, quality: str) -> bytes:
+    """A phone photo (PHOTO_SIZE JPEG) of the card front."""
+    card, face_box = front_card(rng, holder, face_id)
+    return _photograph(rng, card, quality, face_box)
+
+
+def id_back(rng: np.random.Generator, holder: CardHolder, quality: str) -> bytes:
+    """A phone photo (PHOTO_SIZE JPEG) of the card back."""
+    return _photograph(rng, back_card(rng, holder), quality, (36, 96, 500, 360))
 
 
 def _photograph(rng: np.random.Generator, card: Image.Image, quality: str, focus: Box) -> bytes:
@@ -153,7 +168,7 @@ def _photograph(rng: np.random.Generator, card: Image.Image, quality: str, focus
     if quality == "occluded":
         card = degrade(rng, card, quality, focus)
     scene = background(rng, *PHOTO_SIZE)
-    photo = place_quad(rng, scene, card, scale=rng.uniform(0.7, 0.92), jitter=0.03)
+    photo = place_quad(rng, scene, card, scale=rng.uniform(0.6, 0.92), jitter=0.05)
     if quality != "occluded":
         photo = degrade(rng, photo, quality, focus)
     return encode_jpeg(camera(rng, photo), int(rng.integers(75, 96)))

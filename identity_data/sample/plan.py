@@ -386,7 +386,7 @@ def reuse_blobs(captures: list[Capture], rendered: int) -> list[Capture]:
 
 
 def _inject_broken(
-    rng: random.Random, seed: int, production: list[Capture], rendered: int
+    rng: random.Random, production: list[Capture], rendered: int
 ) -> list[tuple[str, str]]:
     eligible = [i for i, row in enumerate(production[:rendered]) if row.capture_type == "selfie"]
     picks = sorted(rng.sample(eligible, min(len(BROKEN_KINDS), len(eligible))))
@@ -480,7 +480,7 @@ def make_plan(
     rendered = (
         len(production) if images_sample is None else max(1, min(images_sample, len(production)))
     )
-    broken = _inject_broken(rng, seed, production, rendered)
+    broken = _inject_broken(rng, production, rendered)
     plan = Plan(
         subjects,
         sessions,

@@ -31,7 +31,7 @@ LFW_SIZE = 100
 INLINE_JOBS = 48
 # Distinct captures must be further apart than this many pHash bits.
 DISTINCT_PHASH = 10
-MAX_REDRAW_ROUNDS = 6
+MAX_REDRAW_ROUNDS = 12
 # The O(n^2) distinctness check is skipped above this many blobs (load-test sizes).
 MAX_DISTINCT_CHECK = 30_000
 REDRAWABLE = frozenset({"face", "id_front", "id_back"})
@@ -96,22 +96,27 @@ def _run(
 
 
 def too_close(hashes: Sequence[int], fixed: Sequence[bool]) -> list[int]:
-    """Indexes to redraw: the later member of each pair within DISTINCT_PHASH bits (the earlier
-    one if the later is fixed); pairs of two fixed blobs are left alone."""
+    """Indexes to redraw so no two blobs are within DISTINCT_PHASH bits: of each close pair, the
+    member close to more others (a template-like hub), the later one on ties; a fixed member is
+    never chosen and pairs of two fixed blobs are left alone."""
     values = np.asarray(hashes, dtype=np.uint64)
     pinned = np.asarray(fixed, dtype=bool)
-    victims: set[int] = set()
+    pairs = []
     for i in range(len(values) - 1):
-        if i in victims:
-            continue
         close = np.nonzero(np.bitwise_count(values[i + 1 :] ^ values[i]) <= DISTINCT_PHASH)[0]
-        for j in (close + i + 1).tolist():
-            if j in victims or (pinned[i] and pinned[j]):
-                continue
-            victims.add(i if pinned[j] else j)
-            if not pinned[j]:
-                continue
-            break
+        pairs.extend((i, int(j)) for j in close + i + 1 if not (pinned[i] and pinned[j]))
+    degree = np.zeros(len(values), dtype=np.int64)
+    for i, j in pairs:
+        degree[i] += 1
+        degree[j] += 1
+    victims: set[int] = set()
+    for i, j in pairs:
+        if i in victims or j in victims:
+            continue
+        if pinned[i] or pinned[j]:
+            victims.add(j if pinned[i] else i)
+        else:
+            victims.add(i if degree[i] > degree[j] else j)
     return sorted(victims)
 
 

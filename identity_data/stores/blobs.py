@@ -93,7 +93,7 @@ class LocalBlobStore:
             if path.name.startswith(".tmp-") or (suffixes and not path.name.endswith(suffixes)):
                 continue
             with path.open("rb") as fh:
-                # md5 of the content, like GCS's md5Hash, so a rewrite with equal bytes is no change.
+                # md5 of the content, like GCS's md5Hash: a rewrite with equal bytes is no change.
                 version = hashlib.file_digest(fh, "md5").hexdigest()
             yield ObjectInfo(
                 key=path.relative_to(self.root).as_posix(),

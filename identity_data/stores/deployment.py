@@ -34,7 +34,8 @@ def warehouse_backend(settings: Settings) -> WarehouseBackend:
         from identity_data.stores.bigquery import BigQueryWarehouse
 
         return BigQueryWarehouse(
-            project=settings.gcp_project, dataset=settings.bq_dataset,
+            project=settings.gcp_project,
+            dataset=settings.bq_dataset,
             location=settings.bq_location,
             # An emulator takes no credentials (the client library alone would still ask for them).
             emulator_host=dg.EnvVar(BIGQUERY_EMULATOR_HOST).get_value(),

@@ -19,9 +19,7 @@ PARTITION_COLUMN = "source_partition"
 def _present(paths: dict[str, UPath]) -> dict[str, UPath]:
     """The paths that exist, from one listing per folder instead of one lookup per partition."""
     folders = {path.parent for path in paths.values()}
-    existing = {
-        str(child) for folder in folders if folder.exists() for child in folder.iterdir()
-    }
+    existing = {str(child) for folder in folders if folder.exists() for child in folder.iterdir()}
     return {key: path for key, path in paths.items() if str(path) in existing}
 
 
@@ -89,9 +87,7 @@ class LakeIOManager(PolarsParquetIOManager):
         for key, path in paths.items():
             self.make_directory(path.parent)
             self.write_df_to_path(context, frame.filter(pl.col(PARTITION_COLUMN) == key), path)
-        context.add_output_metadata(
-            {"partitions": len(paths), "dagster/row_count": frame.height}
-        )
+        context.add_output_metadata({"partitions": len(paths), "dagster/row_count": frame.height})
 
     def _load_present(self, context: dg.InputContext) -> dict[str, Any]:
         """All materialized partitions among those asked for: a lake-wide input over a daily

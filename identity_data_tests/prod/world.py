@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -28,7 +28,7 @@ from identity_data.defs.raw.assets import SOURCES
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.defs.warehouse.tables import TABLES
 from identity_data.demo import LABEL_KEYS, Demo, Tally, partition_runs, source_selection
-from identity_data.sample import write_capture_db
+from identity_data.sample import generate, write_capture_db
 from identity_data.sample.plan import make_plan
 from identity_data.settings import ENV, HOME, PROD_REQUIRED
 from identity_data.stores.bigquery import BigQueryWarehouse
@@ -76,10 +76,14 @@ def deployment_env(values: dict[str, str]) -> Iterator[None]:
 
 
 def generate_sample(out: Path) -> Path:
-    from identity_data.sample import generate
-
-    generate(out, seed=SEED, days=DAYS, captures_per_day=CAPTURES_PER_DAY, end_date=END,
-             campaigns=CAMPAIGNS)
+    generate(
+        out,
+        seed=SEED,
+        days=DAYS,
+        captures_per_day=CAPTURES_PER_DAY,
+        end_date=END,
+        campaigns=CAMPAIGNS,
+    )
     return out
 
 
@@ -118,11 +122,26 @@ class ProdWorld:
     dataset: str = ""
 
     @classmethod
-    def build(cls, sample: Path, client: storage.Client, capture_db_url: str, key: str,
-              gcs_url: str, bq_url: str) -> ProdWorld:
+    def build(
+        cls,
+        sample: Path,
+        client: storage.Client,
+        capture_db_url: str,
+        key: str,
+        gcs_url: str,
+        bq_url: str,
+    ) -> ProdWorld:
         tag = uuid.uuid4().hex[:10]
-        world = cls(client, f"lake-{tag}", f"captures-{tag}", capture_db_url, key, gcs_url,
-                    bq_url, dataset=f"identity_{tag}")
+        world = cls(
+            client,
+            f"lake-{tag}",
+            f"captures-{tag}",
+            capture_db_url,
+            key,
+            gcs_url,
+            bq_url,
+            dataset=f"identity_{tag}",
+        )
         captures = client.create_bucket(world.capture_bucket)
         upload_tree(captures, sample / "capture-bucket", "service")
         client.create_bucket(world.lake_bucket)
@@ -170,35 +189,58 @@ class ProdWorld:
         return sum(1 for _ in self.client.list_blobs(self.lake_bucket, prefix=prefix))
 
 
-def run_graph(instance: dg.DagsterInstance) -> Tally:
+class HookedDemo(Demo):
+    """Demo that calls `before_run` as each materialization starts (to arm faults)."""
+
+    def __init__(
+        self, instance: dg.DagsterInstance, tally: Tally, before_run: Callable[[str], None] | None
+    ) -> None:
+        super().__init__(instance, tally)
+        self.before_run = before_run
+
+    def run(self, label: str, selection: dg.AssetSelection, **kwargs) -> None:
+        if self.before_run:
+            self.before_run(label)
+        super().run(label, selection, **kwargs)
+
+
+def run_graph(
+    instance: dg.DagsterInstance, before_run: Callable[[str], None] | None = None
+) -> Tally:
     """`make demo`'s order for one day: sensors, source partitions, label exports, consensus and
     near-duplicates with their warehouse tables, then training examples."""
     tally = Tally()
-    demo = Demo(instance, tally)
+    demo = HookedDemo(instance, tally, before_run)
     campaigns = demo.discover(campaign_sensor)
     exports = demo.discover(label_export_sensor)
     assert campaigns and exports, "the sensors found nothing to run"
     runs = [(s, run) for s in FLOW_SOURCES for run in partition_runs(s, [DAY], campaigns)]
     for source, run in runs:
-        demo.run(f"{source.name} {run}", source_selection(source, ("captures", "annotations")),
-                 **run)
+        demo.run(
+            f"{source.name} {run}", source_selection(source, ("captures", "annotations")), **run
+        )
     for export in exports:
-        demo.run(f"label export {export}",
-                 dg.AssetSelection.assets(EXPORT_ANNOTATIONS, EXPORT_QUARANTINE),
-                 partition_key=export)
-    demo.run("consensus and near-duplicates",
-             dg.AssetSelection.assets(*LABEL_KEYS).required_multi_asset_neighbors()
-             | dg.AssetSelection.assets(dg.AssetKey(["warehouse", "labels"]),
-                                        dg.AssetKey(["warehouse", "annotator_quality"])))
+        demo.run(
+            f"label export {export}",
+            dg.AssetSelection.assets(EXPORT_ANNOTATIONS, EXPORT_QUARANTINE),
+            partition_key=export,
+        )
+    demo.run(
+        "consensus and near-duplicates",
+        dg.AssetSelection.assets(*LABEL_KEYS).required_multi_asset_neighbors()
+        | dg.AssetSelection.assets(
+            dg.AssetKey(["warehouse", "labels"]), dg.AssetKey(["warehouse", "annotator_quality"])
+        ),
+    )
     for source, run in runs:
-        demo.run(f"{source.name} training examples {run}",
-                 dg.AssetSelection.assets(source.key("warehouse", "training_examples")), **run)
+        demo.run(
+            f"{source.name} training examples {run}",
+            dg.AssetSelection.assets(source.key("warehouse", "training_examples")),
+            **run,
+        )
     return tally
 
 
 def read_tables(warehouse: WarehouseBackend) -> dict[str, pl.DataFrame]:
     """Every warehouse table in a canonical row order, with the model's dtypes."""
-    return {
-        name: warehouse.read(spec, {}).sort(TABLE_KEYS[name])
-        for name, spec in TABLES.items()
-    }
+    return {name: warehouse.read(spec, {}).sort(TABLE_KEYS[name]) for name, spec in TABLES.items()}

@@ -5,7 +5,6 @@ About a minute on 2 cores, so it runs only with IDENTITY_DATA_SLOW_TESTS=1.
 
 from __future__ import annotations
 
-import itertools
 import os
 from datetime import date
 from pathlib import Path
@@ -15,7 +14,12 @@ import polars as pl
 import pytest
 
 from identity_data.sample import generate
-from identity_data_tests.sample.test_generate import _blob_files, _phash
+from identity_data_tests.sample.test_generate import (
+    _blob_files,
+    _phash,
+    distinct_captures,
+    pairwise,
+)
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IDENTITY_DATA_SLOW_TESTS") != "1", reason="set IDENTITY_DATA_SLOW_TESTS=1"
@@ -24,28 +28,23 @@ pytestmark = pytest.mark.skipif(
 
 def test_default_sample_phash_distances(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    generate(root, seed=7, days=3, captures_per_day=200, end_date=date(2026, 11, 29))
+    summary = generate(root, seed=7, days=3, captures_per_day=200, end_date=date(2026, 11, 29))
     files = _blob_files(root)
-    truth = pl.read_csv(root / "ground_truth/labels.csv")
+    groups = distinct_captures(root)
+    hashes = {kind: [_phash(files[c]) for c in ids] for kind, ids in groups.items()}
+    selfies = np.asarray(pairwise(hashes["selfie"]))
+    everything = np.asarray(pairwise(hashes["selfie"] + hashes["card"]))
     dups = pl.read_csv(root / "ground_truth/near_duplicates.csv")
-    lfw = set(
-        pl.read_csv(root / "lake/landing/open-datasets/lfw_subset/manifest.csv")["capture_id"]
-    )
-    selfies = [
-        c
-        for c in truth.filter(pl.col("task") == "document_type", pl.col("label") == "none")[
-            "capture_id"
-        ]
-        if c not in set(dups["capture_id"]) and c not in lfw
-    ]
-    hashes = [_phash(files[c]) for c in selfies]
-    distinct = np.asarray([a - b for a, b in itertools.combinations(hashes, 2)])
     dup_dist = np.asarray([_phash(files[c]) - _phash(files[o]) for c, o, _ in dups.rows()])
+    for name, d in (("selfie pairs", selfies), ("all distinct pairs", everything)):
+        print(
+            f"\n{name}: n={d.size} min={d.min()} p1={np.percentile(d, 1):.0f} "
+            f"median={np.median(d):.0f} max={d.max()}"
+        )
     print(
-        f"\n{len(selfies)} selfies, {distinct.size} pairs: min {distinct.min()} "
-        f"p1 {np.percentile(distinct, 1):.0f} median {np.median(distinct):.0f} "
-        f"max {distinct.max()}; near-dups ({dup_dist.size}): max {dup_dist.max()} "
-        f"mean {dup_dist.mean():.1f}"
+        f"near-dups n={dup_dist.size} max={dup_dist.max()} mean={dup_dist.mean():.1f}; "
+        f"redrawn={summary.blobs_redrawn}"
     )
-    assert distinct.min() > 10
+    assert len(groups["selfie"]) > 300
+    assert selfies.min() > 10 and everything.min() > 10
     assert dup_dist.max() <= 8

@@ -29,13 +29,16 @@ def test_checker_rejects_a_corrupted_mrz() -> None:
     assert not bool(TD1CodeChecker("\n".join(lines)))
 
 
-def test_cards_are_td1_sized_jpegs() -> None:
+def test_cards_are_td1_sized_and_captured_as_photos() -> None:
     holder = documents.CardHolder(
         "Moreau", "Ines", "AB1234567", date(1988, 2, 29), "F", date(2030, 1, 31)
     )
+    card, (x0, y0, x1, y1) = documents.front_card(np.random.default_rng(1), holder, 101)
+    assert card.size == documents.back_card(np.random.default_rng(2), holder).size == (856, 540)
+    assert 0 <= x0 < x1 <= 856 and 0 <= y0 < y1 <= 540
     for data in (
         documents.id_front(np.random.default_rng(1), holder, 101, "ok"),
         documents.id_back(np.random.default_rng(2), holder, "dark"),
     ):
         with Image.open(io.BytesIO(data)) as img:
-            assert img.format == "JPEG" and img.size == documents.CARD_SIZE
+            assert img.format == "JPEG" and img.size == documents.PHOTO_SIZE

@@ -154,7 +154,9 @@ def test_multi_column_and_whole_table_slices(warehouse: BigQueryWarehouse) -> No
     day = rows("2026-11-01", 6)
     warehouse.replace_slice(SPEC, day, {})
     campaign = day.filter(pl.col("source") == "campaign").with_columns(faces=pl.lit(99, pl.Int64))
-    warehouse.replace_slice(SPEC, campaign, {"capture_date": ["2026-11-01"], "source": ["campaign"]})
+    warehouse.replace_slice(
+        SPEC, campaign, {"capture_date": ["2026-11-01"], "source": ["campaign"]}
+    )
     expected = pl.concat([day.filter(pl.col("source") != "campaign"), campaign])
     assert all_rows(warehouse).equals(sort(expected))
     warehouse.replace_slice(SPEC, rows("2026-11-05", 1), {})

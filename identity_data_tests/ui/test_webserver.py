@@ -12,13 +12,20 @@ import pytest
 from identity_data_tests.ui.dagster_ui import Stack, chromium, dagster_stack, require_chromium
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import BrowserContext, Locator, Page
 
 pytestmark = pytest.mark.slow
 
 GROUPS = ("raw", "labels", "annotations", "warehouse")
 # Generous: two cores shared with the code server, the daemon and a run worker.
 TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _expect_timeout() -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -42,25 +49,66 @@ def page(browser: BrowserContext) -> Iterator[Page]:
     page.close()
 
 
+def nav(page: Page, name: str) -> Locator:
+    return page.get_by_role("navigation").get_by_role("link", name=name)
+
+
+def group_in_sidebar(page: Page, group: str) -> Locator:
+    # The lineage sidebar names each group button by its icon, then the group twice.
+    return page.get_by_role("button", name=f"asset_group {group} {group}", exact=True)
+
+
 def test_lineage_shows_groups_assets_and_training_examples_upstream(stack: Stack, page: Page):
     from playwright.sync_api import expect
 
     page.goto(stack.url)
-    page.get_by_role("link", name="Lineage").click()
+    nav(page, "Lineage").click()
     expect(page.get_by_text("Global asset lineage")).to_be_visible()
     for group in GROUPS:
-        expect(page.get_by_role("button", name=group, exact=True).first).to_be_visible()
+        expect(group_in_sidebar(page, group)).to_be_visible()
     page.screenshot(path=stack.root / "asset-graph.png")
 
-    page.get_by_role("button", name="raw", exact=True).first.click()
-    expect(page.get_by_text("production_captures", exact=True).first).to_be_visible()
-    page.get_by_role("button", name="warehouse", exact=True).first.click()
-    expect(page.get_by_text("production_training_examples", exact=True).first).to_be_visible()
+    jump = page.get_by_role("combobox", name="Jump to…")
+    jump.fill("production_training_examples")
+    jump.press("Enter")
+    expect(page.get_by_text("warehouse / production_training_examples")).to_be_visible()
+    expect(page.get_by_role("link", name="TrainingExample_schema")).to_be_visible()
 
-    page.goto(f"{stack.url}/assets/warehouse/production_training_examples")
+    nav(page, "Catalog").click()
+    search = page.get_by_role("textbox", name="Search and filter assets")
+    for key in ("raw / production_captures", "warehouse / production_training_examples"):
+        search.fill(key.split(" / ")[1])
+        expect(page.get_by_role("link", name=key).first).to_be_visible()
+
+    page.get_by_role("link", name="warehouse / production_training_examples").first.click()
     page.get_by_role("tab", name="Lineage").click()
     page.get_by_role("button", name="Upstream").click()
     expect(page.get_by_text("consensus_labels", exact=True).first).to_be_visible()
     page.screenshot(path=stack.root / "training-examples-upstream.png")
     page.get_by_role("button", name="Downstream").click()
     expect(page.get_by_text("consensus_labels", exact=True)).to_have_count(0)
+
+
+def test_asset_page_shows_materialization_and_passed_checks(stack: Stack, page: Page):
+    from playwright.sync_api import expect
+
+    page.goto(f"{stack.url}/assets/raw/campaign_captures")
+    expect(page.get_by_text("Latest materialization")).to_be_visible()
+    expect(page.get_by_text(stack.campaign).first).to_be_visible()
+    page.get_by_role("tab", name="Checks").click()
+    for check in ("CaptureManifest_schema", "row_accounting"):
+        expect(page.get_by_text(check, exact=True).first).to_be_visible()
+    expect(page.get_by_text("Succeeded", exact=True)).to_have_count(2)
+    page.get_by_text("row_accounting", exact=True).first.click()
+    expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
+
+
+def test_automation_lists_sensors_and_daily_schedule(stack: Stack, page: Page):
+    from playwright.sync_api import expect
+
+    page.goto(stack.url)
+    nav(page, "Automation").click()
+    for sensor in ("campaign_drop_sensor", "label_export_sensor", "downstream_automation"):
+        expect(page.get_by_text(sensor, exact=True).first).to_be_visible()
+    expect(page.get_by_text("production_daily_schedule", exact=True)).to_be_visible()
+    expect(page.get_by_text("At 02:00 AM UTC").first).to_be_visible()

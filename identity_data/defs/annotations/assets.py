@@ -35,8 +35,9 @@ def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
         code_version=ANNOTATOR_CODE_VERSION,
         automation_condition=dg.AutomationCondition.eager(),
         ins={
-            "manifest": dg.AssetIn(source.key("raw", "captures"),
-                                   metadata={"columns": MANIFEST_COLUMNS})
+            "manifest": dg.AssetIn(
+                source.key("raw", "captures"), metadata={"columns": MANIFEST_COLUMNS}
+            )
         },
         check_specs=annotation_check_specs(key, source.selfie_face_floor),
     )
@@ -46,8 +47,9 @@ def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
             list(zip(manifest["capture_id"], manifest["blob_key"], strict=True)),
             reader=deployment.lake.read,
         ).join(manifest.select("capture_id", "source_partition"), on="capture_id")
-        yield dg.Output(rows, metadata={"dagster/row_count": rows.height,
-                                        **annotation_metadata(rows)})
+        yield dg.Output(
+            rows, metadata={"dagster/row_count": rows.height, **annotation_metadata(rows)}
+        )
         yield from annotation_check_results(rows, manifest, key, source.selfie_face_floor)
 
     return _asset
@@ -66,18 +68,23 @@ annotation_assets = [build_annotation_asset(source) for source in SOURCES]
     ins={
         f"{s.name}": dg.AssetIn(
             s.key("annotations", "annotations"),
-            metadata={"allow_missing_partitions": True,
-                      "columns": ["capture_id", *dedup.HASH_COLUMNS]},
+            metadata={
+                "allow_missing_partitions": True,
+                "columns": ["capture_id", *dedup.HASH_COLUMNS],
+            },
         )
         for s in SOURCES
     },
-    check_specs=[schema_check_spec(NEAR_DUPLICATES, NearDuplicates),
-                 duplicate_check_spec(NEAR_DUPLICATES)],
+    check_specs=[
+        schema_check_spec(NEAR_DUPLICATES, NearDuplicates),
+        duplicate_check_spec(NEAR_DUPLICATES),
+    ],
 )
 def near_duplicates(production: pl.DataFrame, campaign: pl.DataFrame, open_dataset: pl.DataFrame):
     """Cluster every capture's pHash with every other one, across sources and partitions."""
-    empty = pl.DataFrame(schema={"capture_id": pl.String, **dict.fromkeys(dedup.HASH_COLUMNS,
-                                                                            pl.String)})
+    empty = pl.DataFrame(
+        schema={"capture_id": pl.String, **dict.fromkeys(dedup.HASH_COLUMNS, pl.String)}
+    )
     hashes = pl.concat([empty, *(f for f in (production, campaign, open_dataset) if f.width)])
     clusters = dedup.near_duplicates(hashes)
     yield dg.Output(clusters, metadata={"dagster/row_count": clusters.height})

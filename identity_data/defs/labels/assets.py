@@ -4,14 +4,14 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.labels import consensus as cs
-from identity_data.defs.labels.checks import consensus_checks, consensus_check_specs
+from identity_data.defs.labels.checks import consensus_check_specs, consensus_checks
+from identity_data.defs.labels.metadata import class_balance, label_metadata
 from identity_data.defs.labels.parse import (
     LabelExportError,
     parse_flat_csv,
     parse_label_studio,
     pool_latest,
 )
-from identity_data.defs.labels.metadata import class_balance, label_metadata
 from identity_data.defs.labels.partitions import label_exports
 from identity_data.defs.labels.schemas import AnnotatorQuality, LabelQuarantine, ParsedAnnotations
 from identity_data.defs.labels.sensors import export_file
@@ -111,15 +111,14 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
 
 @dg.multi_asset(
     outs={
-        "labels": _out(CONSENSUS, "One trusted label per capture and task (Dawid-Skene, MV "
-                       "baseline)."),
+        "labels": _out(
+            CONSENSUS, "One trusted label per capture and task (Dawid-Skene, MV baseline)."
+        ),
         "quality": _out(QUALITY, "Estimated accuracy and confusion matrix per annotator and task."),
         "unmatched": _out(UNMATCHED, "Annotations for captures that no raw manifest holds."),
     },
     ins={
-        "annotations": dg.AssetIn(
-            EXPORT_ANNOTATIONS, metadata={"allow_missing_partitions": True}
-        ),
+        "annotations": dg.AssetIn(EXPORT_ANNOTATIONS, metadata={"allow_missing_partitions": True}),
         **{f"{s.name}_captures": _captures_in(s.name) for s in SOURCES},
     },
     check_specs=[
@@ -150,12 +149,15 @@ def consensus(
         ),
         WarehouseLabel,
     )
-    yield dg.Output(labels, output_name="labels",
-                    metadata={"dagster/row_count": labels.height, **label_metadata(labels)})
-    yield dg.Output(quality, output_name="quality",
-                    metadata={"dagster/row_count": quality.height})
-    yield dg.Output(unmatched, output_name="unmatched",
-                    metadata={"dagster/row_count": unmatched.height})
+    yield dg.Output(
+        labels,
+        output_name="labels",
+        metadata={"dagster/row_count": labels.height, **label_metadata(labels)},
+    )
+    yield dg.Output(quality, output_name="quality", metadata={"dagster/row_count": quality.height})
+    yield dg.Output(
+        unmatched, output_name="unmatched", metadata={"dagster/row_count": unmatched.height}
+    )
     yield schema_check(labels, WarehouseLabel, CONSENSUS)
     yield schema_check(quality, AnnotatorQuality, QUALITY)
     yield from consensus_checks(

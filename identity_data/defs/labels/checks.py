@@ -21,25 +21,32 @@ DRIFT_MIN_LABELS = 50
 def consensus_check_specs(labels: dg.AssetKey, quality: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(
-            "label_coverage", asset=labels,
+            "label_coverage",
+            asset=labels,
             description=f"Per capture day, at least {MIN_COVERAGE:.0%} of the production captures "
             "have a consensus attack_type label.",
         ),
         dg.AssetCheckSpec(
-            "low_confidence_share", asset=labels,
+            "low_confidence_share",
+            asset=labels,
             description=f"At most {MAX_LOW_CONFIDENCE_SHARE:.0%} of labels have a posterior "
             f"below {LOW_CONFIDENCE}.",
         ),
         dg.AssetCheckSpec(
-            "labels_in_taxonomy", asset=labels, blocking=True,
+            "labels_in_taxonomy",
+            asset=labels,
+            blocking=True,
             description=f"Every consensus label is allowed by taxonomy {TAXONOMY_VERSION}.",
         ),
         dg.AssetCheckSpec(
-            "row_accounting", asset=labels, blocking=True,
+            "row_accounting",
+            asset=labels,
+            blocking=True,
             description="Pooled annotations = annotations for known captures + unmatched ones.",
         ),
         dg.AssetCheckSpec(
-            "annotator_drift", asset=quality,
+            "annotator_drift",
+            asset=quality,
             description=f"No annotator's accuracy against consensus in their latest export (of "
             f"{DRIFT_MIN_LABELS}+ labels) is more than {DRIFT_POINTS * 100:.0f} points below their "
             "history.",
@@ -51,9 +58,7 @@ def coverage_by_day(labels: pl.DataFrame, captures: pl.DataFrame) -> pl.DataFram
     """Share of each capture day's captures with a consensus attack_type label."""
     labelled = labels.filter(pl.col("task") == "attack_type").select("capture_id")
     return (
-        captures.with_columns(
-            labelled=pl.col("capture_id").is_in(labelled["capture_id"].implode())
-        )
+        captures.with_columns(labelled=pl.col("capture_id").is_in(labelled["capture_id"].implode()))
         .group_by("capture_date")
         .agg(captures=pl.len(), coverage=pl.col("labelled").mean())
         .sort("capture_date")
@@ -100,30 +105,38 @@ def consensus_checks(
     coverage = coverage_by_day(labels, captures.filter(pl.col("source") == "production"))
     worst = coverage["coverage"].min() if coverage.height else 1.0
     yield dg.AssetCheckResult(
-        check_name="label_coverage", asset_key=labels_key,
-        passed=bool(worst >= MIN_COVERAGE), severity=dg.AssetCheckSeverity.WARN,
+        check_name="label_coverage",
+        asset_key=labels_key,
+        passed=bool(worst >= MIN_COVERAGE),
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={"min_daily_coverage": float(worst), "by_day": _markdown(coverage)},
     )
     low = float((labels["posterior"] < LOW_CONFIDENCE).mean() or 0.0) if labels.height else 0.0
     yield dg.AssetCheckResult(
-        check_name="low_confidence_share", asset_key=labels_key,
-        passed=low <= MAX_LOW_CONFIDENCE_SHARE, severity=dg.AssetCheckSeverity.WARN,
+        check_name="low_confidence_share",
+        asset_key=labels_key,
+        passed=low <= MAX_LOW_CONFIDENCE_SHARE,
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={"low_confidence_share": low},
     )
     outside = labels.join(taxonomy_frame(), on=["task", "label"], how="anti").height
     yield dg.AssetCheckResult(
-        check_name="labels_in_taxonomy", asset_key=labels_key, passed=outside == 0,
+        check_name="labels_in_taxonomy",
+        asset_key=labels_key,
+        passed=outside == 0,
         metadata={"labels_outside_taxonomy": outside},
     )
     yield dg.AssetCheckResult(
-        check_name="row_accounting", asset_key=labels_key,
+        check_name="row_accounting",
+        asset_key=labels_key,
         passed=pooled_rows == matched.height + unmatched.height,
-        metadata={"pooled": pooled_rows, "matched": matched.height,
-                  "unmatched": unmatched.height},
+        metadata={"pooled": pooled_rows, "matched": matched.height, "unmatched": unmatched.height},
     )
     drifted = drift(matched, labels).filter("drifted")
     yield dg.AssetCheckResult(
-        check_name="annotator_drift", asset_key=quality_key,
-        passed=drifted.is_empty(), severity=dg.AssetCheckSeverity.WARN,
+        check_name="annotator_drift",
+        asset_key=quality_key,
+        passed=drifted.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={"drifted": _markdown(drifted) if drifted.height else "none"},
     )

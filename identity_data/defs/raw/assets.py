@@ -1,6 +1,5 @@
 """Raw-zone assets: one factory, applied to the three capture sources."""
 
-
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -125,16 +124,24 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
                 quarantines.append(bad)
         manifest = pl.concat([empty_frame(CaptureManifest), *manifests])
         bad = pl.concat([empty_frame(RawQuarantine), *quarantines])
-        yield dg.Output(manifest, output_name="captures", metadata={
-            "dagster/row_count": manifest.height,
-            "by_capture_type": dg.MetadataValue.json(
-                dict(manifest["capture_type"].value_counts().iter_rows())
-            ),
-        })
-        yield dg.Output(bad, output_name="quarantine", metadata={
-            "dagster/row_count": bad.height,
-            "by_field": dg.MetadataValue.json(dict(bad["field"].value_counts().iter_rows())),
-        })
+        yield dg.Output(
+            manifest,
+            output_name="captures",
+            metadata={
+                "dagster/row_count": manifest.height,
+                "by_capture_type": dg.MetadataValue.json(
+                    dict(manifest["capture_type"].value_counts().iter_rows())
+                ),
+            },
+        )
+        yield dg.Output(
+            bad,
+            output_name="quarantine",
+            metadata={
+                "dagster/row_count": bad.height,
+                "by_field": dg.MetadataValue.json(dict(bad["field"].value_counts().iter_rows())),
+            },
+        )
         yield schema_check(manifest, CaptureManifest, captures)
         yield schema_check(bad, RawQuarantine, quarantine)
         yield dg.AssetCheckResult(

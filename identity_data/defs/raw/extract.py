@@ -42,9 +42,7 @@ def production_records(engine: sa.Engine, day: date) -> Iterator[pl.DataFrame]:
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     c = capture_db.captures.c
     query = (
-        sa.select(
-            c.capture_id, c.subject_ref, c.capture_type, c.device, c.captured_at, c.blob_path
-        )
+        sa.select(c.capture_id, c.subject_ref, c.capture_type, c.device, c.captured_at, c.blob_path)
         .where(c.captured_at >= start, c.captured_at < start + timedelta(days=1))
         .order_by(c.capture_id)
     )
@@ -53,8 +51,14 @@ def production_records(engine: sa.Engine, day: date) -> Iterator[pl.DataFrame]:
         while rows := result.fetchmany(BATCH_ROWS):
             frame = pl.DataFrame(
                 [tuple(r) for r in rows],
-                schema=["capture_id", "subject_ref", "capture_type", "device", "captured_at",
-                        "blob_key"],
+                schema=[
+                    "capture_id",
+                    "subject_ref",
+                    "capture_type",
+                    "device",
+                    "captured_at",
+                    "blob_key",
+                ],
                 orient="row",
             )
             yield frame.with_columns(
@@ -96,21 +100,32 @@ def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
     raw_ts = pl.col("raw_captured_at") if "raw_captured_at" in records.columns else pl.lit(None)
     rules = [
         ("capture_id", pl.col("capture_id").is_null() | (pl.col("capture_id") == ""), "missing"),
-        ("subject_ref", pl.col("subject_ref").is_null() | (pl.col("subject_ref") == ""),
-         "missing"),
-        ("capture_type", ~pl.col("capture_type").is_in(CAPTURE_TYPES).fill_null(False),
-         f"not one of {', '.join(CAPTURE_TYPES)}"),
-        ("captured_at", pl.col("captured_at").is_null(),
-         pl.when(raw_ts.is_null()).then(pl.lit("missing"))
-         .otherwise(pl.lit("not an ISO 8601 timestamp"))),
+        ("subject_ref", pl.col("subject_ref").is_null() | (pl.col("subject_ref") == ""), "missing"),
+        (
+            "capture_type",
+            ~pl.col("capture_type").is_in(CAPTURE_TYPES).fill_null(False),
+            f"not one of {', '.join(CAPTURE_TYPES)}",
+        ),
+        (
+            "captured_at",
+            pl.col("captured_at").is_null(),
+            pl.when(raw_ts.is_null())
+            .then(pl.lit("missing"))
+            .otherwise(pl.lit("not an ISO 8601 timestamp")),
+        ),
         ("blob_key", pl.col("blob_key").is_null(), "missing"),
-        ("capture_id", pl.col("capture_id").is_duplicated() & (pl.int_range(pl.len()).over(
-            "capture_id") > 0), "duplicate capture_id in this partition"),
+        (
+            "capture_id",
+            pl.col("capture_id").is_duplicated() & (pl.int_range(pl.len()).over("capture_id") > 0),
+            "duplicate capture_id in this partition",
+        ),
     ]
     faults = [
         records.filter(cond).select(
-            "record", "capture_id", field=pl.lit(field), reason=pl.lit(reason)
-            if isinstance(reason, str) else reason
+            "record",
+            "capture_id",
+            field=pl.lit(field),
+            reason=pl.lit(reason) if isinstance(reason, str) else reason,
         )
         for field, cond, reason in rules
     ]
@@ -126,19 +141,29 @@ def ingest(
     source: str,
     partition: str,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Copy blobs into the raw zone and build (manifest, quarantine); rows in = out + quarantined."""
+    """Copy blobs into the raw zone; build (manifest, quarantine), rows in = out + quarantined."""
     faults = _record_faults(records)
     valid = records.join(faults.select("record"), on="record", how="anti")
     with ThreadPoolExecutor(max_workers=8) as pool:
         stored = list(pool.map(lambda k: _store_blob(k, read_blob, lake), valid["blob_key"]))
-    blobs = pl.DataFrame(stored, orient="row", schema={
-        "blob_uri": pl.String, "stored_key": pl.String, "sha256": pl.String,
-        "bytes": pl.Int64, "width": pl.Int64, "height": pl.Int64,
-        "decode_status": pl.String, "reason": pl.String,
-    })
+    blobs = pl.DataFrame(
+        stored,
+        orient="row",
+        schema={
+            "blob_uri": pl.String,
+            "stored_key": pl.String,
+            "sha256": pl.String,
+            "bytes": pl.Int64,
+            "width": pl.Int64,
+            "height": pl.Int64,
+            "decode_status": pl.String,
+            "reason": pl.String,
+        },
+    )
     valid = valid.hstack(blobs)
     blob_faults = valid.filter(pl.col("decode_status") != "ok").select(
-        "record", "capture_id",
+        "record",
+        "capture_id",
         field=pl.lit("blob"),
         reason=pl.col("reason"),
         blob_uri=pl.col("blob_uri"),
@@ -171,5 +196,13 @@ def _store_blob(source_key: str, read_blob: Callable[[str], bytes], lake: BlobSt
     key, digest = content_key(data, suffix)
     # Broken blobs are kept in the raw zone too: the quarantine row points at them.
     lake.put_if_absent(key, data)
-    return (lake.uri(key), key, digest, len(data), decoded.width, decoded.height,
-            str(decoded.status), decoded.reason)
+    return (
+        lake.uri(key),
+        key,
+        digest,
+        len(data),
+        decoded.width,
+        decoded.height,
+        str(decoded.status),
+        decoded.reason,
+    )

@@ -56,8 +56,9 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
     examples_key = source.key("warehouse", "training_examples")
 
     @dg.asset(
-        **_spec(captures_key, "captures", f"Warehouse captures rows from {source.name}.",
-                **partitioned),
+        **_spec(
+            captures_key, "captures", f"Warehouse captures rows from {source.name}.", **partitioned
+        ),
         ins={"manifest": dg.AssetIn(raw)},
         check_specs=[schema_check_spec(captures_key, WarehouseCapture)],
     )
@@ -66,8 +67,12 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
         yield from _checked(context, transforms.warehouse_captures(manifest), WarehouseCapture)
 
     @dg.asset(
-        **_spec(annotations_key, "annotations",
-                f"Warehouse annotations rows from {source.name}.", **partitioned),
+        **_spec(
+            annotations_key,
+            "annotations",
+            f"Warehouse annotations rows from {source.name}.",
+            **partitioned,
+        ),
         ins={"annotations": dg.AssetIn(annotated), "manifest": dg.AssetIn(raw)},
         check_specs=[schema_check_spec(annotations_key, WarehouseAnnotation)],
     )
@@ -79,8 +84,12 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
         yield from _checked(context, rows, WarehouseAnnotation)
 
     @dg.asset(
-        **_spec(examples_key, "training_examples",
-                f"Usable {source.name} captures with labels and annotations.", **partitioned),
+        **_spec(
+            examples_key,
+            "training_examples",
+            f"Usable {source.name} captures with labels and annotations.",
+            **partitioned,
+        ),
         ins={
             "manifest": dg.AssetIn(raw),
             "annotations": dg.AssetIn(annotated),
@@ -123,6 +132,10 @@ def build_label_table(
 warehouse_assets = [
     *(asset for source in SOURCES for asset in build_source_tables(source)),
     build_label_table(CONSENSUS, "labels", WarehouseLabel, "Consensus labels for ML users."),
-    build_label_table(QUALITY, "annotator_quality", AnnotatorQuality,
-                      "Estimated accuracy and confusion per annotator and task."),
+    build_label_table(
+        QUALITY,
+        "annotator_quality",
+        AnnotatorQuality,
+        "Estimated accuracy and confusion per annotator and task.",
+    ),
 ]

@@ -6,9 +6,9 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.warehouse.tables import TABLES
+from identity_data.settings import resolve_settings
 from identity_data.stores.deployment import warehouse_backend
 from identity_data.stores.warehouse import Slice, WarehouseBackend
-from identity_data.settings import resolve_settings
 
 TABLE = "warehouse/table"
 SOURCE = "warehouse/source"
@@ -31,9 +31,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         metadata = context.definition_metadata
         spec = TABLES[metadata[TABLE]]
         self._backend().replace_slice(spec, obj, _slice(context, metadata))
-        context.add_output_metadata(
-            {"table": spec.name, "dagster/row_count": obj.height}
-        )
+        context.add_output_metadata({"table": spec.name, "dagster/row_count": obj.height})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         upstream = context.upstream_output

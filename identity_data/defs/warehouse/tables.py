@@ -15,9 +15,7 @@ TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         table_spec("captures", WarehouseCapture, "capture_date", ("source", "capture_type")),
-        table_spec(
-            "annotations", WarehouseAnnotation, "capture_date", ("source", "decode_status")
-        ),
+        table_spec("annotations", WarehouseAnnotation, "capture_date", ("source", "decode_status")),
         table_spec("labels", WarehouseLabel, "capture_date", ("source", "task", "label")),
         table_spec("annotator_quality", AnnotatorQuality, None, ("task", "annotator")),
         table_spec(

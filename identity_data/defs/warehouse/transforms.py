@@ -15,7 +15,12 @@ from identity_data.validation import conform
 # Subject-disjoint splits: every capture of one subject lands in the same split, so a model is
 # never evaluated on a face it trained on. The pseudonym is an HMAC, hence uniformly distributed.
 ANNOTATION_COLUMNS = [
-    "capture_id", "face_count", "face_score", "face_area_share", "sharpness", "brightness"
+    "capture_id",
+    "face_count",
+    "face_score",
+    "face_area_share",
+    "sharpness",
+    "brightness",
 ]
 SPLIT_BUCKETS = pl.Series(["train"] * 8 + ["validation", "test"])
 
@@ -37,12 +42,18 @@ def subject_split(pseudonym: pl.Expr) -> pl.Expr:
 
 def wide_labels(labels: pl.DataFrame) -> pl.DataFrame:
     """(capture, task) rows to one row per capture with `<task>` and `<task>_posterior`."""
-    return labels.select(
-        "capture_id",
-        *(pl.when(pl.col("task") == t).then(pl.col("label")).alias(t) for t in TAXONOMY),
-        *(pl.when(pl.col("task") == t).then(pl.col("posterior")).alias(f"{t}_posterior")
-          for t in TAXONOMY),
-    ).group_by("capture_id").agg(pl.all().drop_nulls().first())
+    return (
+        labels.select(
+            "capture_id",
+            *(pl.when(pl.col("task") == t).then(pl.col("label")).alias(t) for t in TAXONOMY),
+            *(
+                pl.when(pl.col("task") == t).then(pl.col("posterior")).alias(f"{t}_posterior")
+                for t in TAXONOMY
+            ),
+        )
+        .group_by("capture_id")
+        .agg(pl.all().drop_nulls().first())
+    )
 
 
 def training_examples(
@@ -53,9 +64,9 @@ def training_examples(
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Usable captures with labels and annotations, and how many were left out and why.
 
-    Usable means: annotated from a decoded image, an attack_type consensus label, and not a redundant copy in a
-    near-duplicate cluster (only the cluster's representative is kept, so near-copies cannot
-    leak across splits).
+    Usable means: annotated from a decoded image, an attack_type consensus label, and not a
+    redundant copy in a near-duplicate cluster (only the cluster's representative is kept, so
+    near-copies cannot leak across splits).
     """
     clusters = duplicates.select(
         "capture_id",
@@ -63,8 +74,11 @@ def training_examples(
         redundant=~pl.col("is_representative"),
     )
     joined = (
-        manifest.join(annotations.select(ANNOTATION_COLUMNS, annotation_status="decode_status"),
-                      on="capture_id", how="left")
+        manifest.join(
+            annotations.select(ANNOTATION_COLUMNS, annotation_status="decode_status"),
+            on="capture_id",
+            how="left",
+        )
         .join(wide_labels(labels), on="capture_id", how="left")
         .join(clusters, on="capture_id", how="left")
         .with_columns(split=subject_split(pl.col("subject_pseudonym")))
@@ -75,8 +89,9 @@ def training_examples(
         "near_duplicate_copy": pl.col("redundant").fill_null(False),
     }
     excluded = {
-        f"excluded_{name}": joined.filter(cond & ~pl.any_horizontal(list(reasons.values())[:i] or [False]))
-        .height
+        f"excluded_{name}": joined.filter(
+            cond & ~pl.any_horizontal(list(reasons.values())[:i] or [False])
+        ).height
         for i, (name, cond) in enumerate(reasons.items())
     }
     usable = joined.filter(~pl.any_horizontal(list(reasons.values())))

@@ -34,12 +34,22 @@ def test_malformed_export_fails_alone_naming_the_file(sample_home, instance, pip
 
 
 def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline):
-    pipeline(instance, *RAW, tags={"dagster/asset_partition_range_start": SAMPLE_DAYS[0],
-                                   "dagster/asset_partition_range_end": SAMPLE_DAYS[-1]})
+    pipeline(
+        instance,
+        *RAW,
+        tags={
+            "dagster/asset_partition_range_start": SAMPLE_DAYS[0],
+            "dagster/asset_partition_range_end": SAMPLE_DAYS[-1],
+        },
+    )
     for partition in discover(instance):
         pipeline(instance, *EXPORT, partition_key=partition)
-    result = pipeline(instance, "labels/consensus_labels", "labels/annotator_quality",
-                      "labels/unmatched_annotations")
+    result = pipeline(
+        instance,
+        "labels/consensus_labels",
+        "labels/annotator_quality",
+        "labels/unmatched_annotations",
+    )
     assert result.success
     tables = sample_home / "lake/tables/labels"
     pooled = pl.concat(pl.read_parquet(f) for f in (tables / "export_annotations").glob("*"))
@@ -47,8 +57,10 @@ def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline)
     labels = pl.read_parquet(tables / "consensus_labels.parquet")
     # Only production captures were extracted, so every campaign/open-dataset label is unmatched.
     known = set(
-        pl.concat(pl.read_parquet(f) for f in (sample_home / "lake/tables/raw/production_captures")
-                  .glob("*"))["capture_id"]
+        pl.concat(
+            pl.read_parquet(f)
+            for f in (sample_home / "lake/tables/raw/production_captures").glob("*")
+        )["capture_id"]
     )
     assert set(labels["capture_id"]) <= known
     assert not set(unmatched["capture_id"]) & known

@@ -8,8 +8,10 @@ from polars.testing import assert_frame_equal
 
 from identity_data_tests.conftest import SAMPLE_DAYS
 
-RANGE = {"dagster/asset_partition_range_start": SAMPLE_DAYS[0],
-         "dagster/asset_partition_range_end": SAMPLE_DAYS[-1]}
+RANGE = {
+    "dagster/asset_partition_range_start": SAMPLE_DAYS[0],
+    "dagster/asset_partition_range_end": SAMPLE_DAYS[-1],
+}
 RAW = ("raw/production_captures", "raw/production_quarantine")
 
 
@@ -61,6 +63,8 @@ def test_no_raw_subject_reference_leaves_the_raw_zone(sample_home, instance, pip
     for path in tables.rglob("*.parquet"):
         text = pl.read_parquet(path).write_csv()
         assert not any(ref in text for ref in refs), path
-    logs = "".join(str(e.dagster_event) for e in instance.all_logs(
-        instance.get_run_records()[0].dagster_run.run_id))
+    logs = "".join(
+        str(e.dagster_event)
+        for e in instance.all_logs(instance.get_run_records()[0].dagster_run.run_id)
+    )
     assert not any(ref in logs for ref in refs)

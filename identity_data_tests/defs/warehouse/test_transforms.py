@@ -7,17 +7,23 @@ from identity_data.defs.warehouse.transforms import subject_split, wide_labels
 
 
 def test_wide_labels_pivots_tasks():
-    labels = pl.DataFrame({
-        "capture_id": ["a", "a", "b"],
-        "task": ["attack_type", "capture_quality", "attack_type"],
-        "label": ["print", "ok", "genuine"],
-        "posterior": [0.9, 0.8, 0.99],
-    })
+    labels = pl.DataFrame(
+        {
+            "capture_id": ["a", "a", "b"],
+            "task": ["attack_type", "capture_quality", "attack_type"],
+            "label": ["print", "ok", "genuine"],
+            "posterior": [0.9, 0.8, 0.99],
+        }
+    )
     wide = wide_labels(labels).sort("capture_id")
     assert wide.row(0, named=True) == {
-        "capture_id": "a", "attack_type": "print", "document_type": None,
-        "capture_quality": "ok", "attack_type_posterior": 0.9,
-        "document_type_posterior": None, "capture_quality_posterior": 0.8,
+        "capture_id": "a",
+        "attack_type": "print",
+        "document_type": None,
+        "capture_quality": "ok",
+        "attack_type_posterior": 0.9,
+        "document_type_posterior": None,
+        "capture_quality_posterior": 0.8,
     }
     assert wide["attack_type"].to_list() == ["print", "genuine"]
 
