@@ -84,7 +84,7 @@ def simulate(rng: random.Random, captures: list[tuple[Capture, str]], seed: int)
         if name.endswith(".csv"):
             rows = out.csv_exports.setdefault(name, [])
             for annotator in annotators:
-                at = capture.captured_at + timedelta(seconds=rng.randrange(1800, 30 * 3600))
+                at = capture.captured_at + timedelta(seconds=rng.randrange(1800, 12 * 3600))
                 for task in TAXONOMY:
                     label = _answer(rng, annotator, task, truth_label(capture, task))
                     rows.append(
@@ -102,7 +102,7 @@ def simulate(rng: random.Random, captures: list[tuple[Capture, str]], seed: int)
         annotations = []
         for annotator in annotators:
             annotation_id += 1
-            at = capture.captured_at + timedelta(seconds=rng.randrange(1800, 30 * 3600))
+            at = capture.captured_at + timedelta(seconds=rng.randrange(1800, 12 * 3600))
             annotations.append(
                 {
                     "id": annotation_id,

@@ -355,6 +355,7 @@ def _open_dataset(seed: int, days: list[date]) -> list[Capture]:
                 "unknown",
                 imported + timedelta(seconds=i),
                 f"lake/landing/open-datasets/{LFW_DATASET}/{i:03d}.png",
+                # Taxonomy v1 has no "not applicable": non-faces are genuine/none/ok too.
                 Truth("genuine", "none", "ok", is_face),
                 Job("lfw", job_seed(seed, capture_id), lfw_index=i),
                 source_label="face" if is_face else "non_face",

@@ -78,6 +78,7 @@ def test_lineage_shows_groups_assets_and_training_examples_upstream(stack: Stack
     search = page.get_by_role("textbox", name="Search and filter assets")
     for key in ("raw / production_captures", "warehouse / production_training_examples"):
         search.fill(key.split(" / ")[1])
+        search.press("Enter")
         expect(page.get_by_role("link", name=key).first).to_be_visible()
 
     page.get_by_role("link", name="warehouse / production_training_examples").first.click()

@@ -124,6 +124,7 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
     check_specs=[
         schema_check_spec(CONSENSUS, WarehouseLabel),
         schema_check_spec(QUALITY, AnnotatorQuality),
+        schema_check_spec(UNMATCHED, ParsedAnnotations),
         *consensus_check_specs(CONSENSUS, QUALITY),
     ],
     can_subset=False,
@@ -160,6 +161,7 @@ def consensus(
     )
     yield schema_check(labels, WarehouseLabel, CONSENSUS)
     yield schema_check(quality, AnnotatorQuality, QUALITY)
+    yield schema_check(unmatched, ParsedAnnotations, UNMATCHED)
     yield from consensus_checks(
         matched, unmatched, labels, captures, CONSENSUS, QUALITY, pooled.height
     )
