@@ -38,9 +38,7 @@ def test_deployment_store_reads_in_a_forkserver_pool_without_the_emulator_env(
         assert list(pool.map(store.read, payloads)) == list(payloads.values())
 
 
-def test_pickled_store_rebuilds_its_client_from_the_factory(
-    fake_gcs: Service, bucket: str
-) -> None:
+def test_pickled_store_rebuilds_its_client_from_the_factory(fake_gcs: Service, bucket: str) -> None:
     store = GcsBlobStore(bucket, "lake", client_factory=partial(gcs_client, fake_gcs.url))
     assert store.put_if_absent("a.bin", b"a")
     copy = pickle.loads(pickle.dumps(store))

@@ -26,6 +26,7 @@ from identity_data_tests.prod.world import (
     deployment_env,
     generate_sample,
     read_tables,
+    relative_uris,
     run_graph,
     seed_postgres,
 )
@@ -76,10 +77,12 @@ def local(sample: Path, key: str, tmp_path_factory: pytest.TempPathFactory) -> O
     shutil.copytree(sample, home)
 
     def read() -> tuple[dict, dict]:
-        tables = read_tables(DuckDBWarehouse(home / "warehouse.duckdb"))
+        root = f"{(home / 'lake').resolve().as_uri()}/"
+        tables = read_tables(DuckDBWarehouse(home / "warehouse.duckdb"), root)
         raw = {
             asset: {
-                p.stem: pl.read_parquet(p) for p in (home / "lake/tables" / asset).glob("*.parquet")
+                p.stem: relative_uris(pl.read_parquet(p), root)
+                for p in (home / "lake/tables" / asset).glob("*.parquet")
             }
             for asset in RAW_ASSETS
         }
@@ -104,7 +107,9 @@ def world(
 
 
 def collect_prod(world: ProdWorld) -> tuple[dict, dict]:
-    return read_tables(world.warehouse()), {a: world.lake_parquet(a) for a in RAW_ASSETS}
+    return read_tables(world.warehouse(), world.lake_root), {
+        a: world.lake_parquet(a) for a in RAW_ASSETS
+    }
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import polars.selectors as cs
 import pytest
 import sqlalchemy as sa
 from google.cloud import storage
@@ -174,12 +175,16 @@ class ProdWorld:
     def warehouse(self) -> BigQueryWarehouse:
         return BigQueryWarehouse(PROJECT, self.dataset, "US", emulator_host=self.bq_url)
 
+    @property
+    def lake_root(self) -> str:
+        return f"gs://{self.lake_bucket}/{self.prefix}/"
+
     def lake_parquet(self, asset: str) -> dict[str, pl.DataFrame]:
         """Partition key -> frame of one lake parquet asset, straight from the bucket."""
         folder = f"{self.prefix}/tables/{asset}/"
         return {
-            blob.name.removeprefix(folder).removesuffix(".parquet"): pl.read_parquet(
-                blob.download_as_bytes()
+            blob.name.removeprefix(folder).removesuffix(".parquet"): relative_uris(
+                pl.read_parquet(blob.download_as_bytes()), self.lake_root
             )
             for blob in self.client.list_blobs(self.lake_bucket, prefix=folder)
         }
@@ -241,6 +246,21 @@ def run_graph(
     return tally
 
 
-def read_tables(warehouse: WarehouseBackend) -> dict[str, pl.DataFrame]:
-    """Every warehouse table in a canonical row order, with the model's dtypes."""
-    return {name: warehouse.read(spec, {}).sort(TABLE_KEYS[name]) for name, spec in TABLES.items()}
+def relative_uris(frame: pl.DataFrame, lake_root: str) -> pl.DataFrame:
+    """blob_uri relative to the deployment's lake root, the one value that must differ."""
+    if "blob_uri" not in frame.columns:
+        return frame
+    outside = frame.filter(~pl.col("blob_uri").str.starts_with(lake_root))
+    assert outside.is_empty(), f"blob_uri outside {lake_root}: {outside['blob_uri'][0]}"
+    return frame.with_columns(pl.col("blob_uri").str.strip_prefix(lake_root))
+
+
+def read_tables(warehouse: WarehouseBackend, lake_root: str) -> dict[str, pl.DataFrame]:
+    """Every warehouse table in a canonical row order, with the model's dtypes; instants in the
+    zone name "UTC" (DuckDB answers "Etc/UTC" for the same zone)."""
+    return {
+        name: relative_uris(warehouse.read(spec, {}), lake_root)
+        .with_columns(cs.datetime().dt.convert_time_zone("UTC"))
+        .sort(TABLE_KEYS[name])
+        for name, spec in TABLES.items()
+    }

@@ -63,8 +63,9 @@ def test_index_search_equals_brute_force(threshold: int) -> None:
 
 
 def test_clusters_recall_and_precision_on_synthetic_near_duplicates(synthetic_lake) -> None:
+    """Re-crops of up to 8% per side need threshold 8 (the default, 5, is tuned on the sample)."""
     lake, truth = synthetic_lake
-    pairs = dedup.near_duplicate_pairs(lake)
+    pairs = dedup.near_duplicate_pairs(lake, 8)
     precision, recall = dedup.evaluate(pairs, truth)
     assert precision >= 0.95
     # Recompress and resize are always found directly, not only through closure.
