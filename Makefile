@@ -30,6 +30,7 @@ lint: $(VENV)/.installed
 
 test: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	bash .ci/services.sh
+	bash .ci/browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

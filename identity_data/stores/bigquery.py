@@ -188,16 +188,26 @@ class BigQueryWarehouse:
     def _table_id(self, name: str) -> str:
         return f"{self.project}.{self.dataset}.{_identifier(name)}"
 
+    def _ensure_dataset(self) -> None:
+        """Look the dataset up before creating it: a least-privilege deployment holds
+        bigquery.dataEditor on an existing dataset but not bigquery.datasets.create on the
+        project, and a create call is refused for that before "already exists" is checked."""
+        dataset_id = f"{self.project}.{self.dataset}"
+        try:
+            self.client.get_dataset(dataset_id, retry=self.retry, timeout=self.timeout)
+        except NotFound:
+            dataset = bigquery.Dataset(dataset_id)
+            dataset.location = self.location
+            self.client.create_dataset(
+                dataset, exists_ok=True, retry=self.retry, timeout=self.timeout
+            )
+
     def ensure_table(self, spec: TableSpec) -> str:
         """Create the dataset and the partitioned, clustered table if missing; check its schema."""
         table_id = self._table_id(spec.name)
         schema = bigquery_schema(spec)
         if table_id not in self._ready:
-            dataset = bigquery.Dataset(f"{self.project}.{self.dataset}")
-            dataset.location = self.location
-            self.client.create_dataset(
-                dataset, exists_ok=True, retry=self.retry, timeout=self.timeout
-            )
+            self._ensure_dataset()
             table = bigquery.Table(table_id, schema=schema)
             if spec.partition_column:
                 table.time_partitioning = bigquery.TimePartitioning(

@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 from dagster._core.storage.upath_io_manager import is_dict_type
 from dagster_polars import PolarsParquetIOManager
+from dagster_polars.io_managers.utils import get_metadata_schema
 from upath import UPath
 
 from identity_data.settings import resolve_settings
@@ -45,6 +46,18 @@ class LakeIOManager(PolarsParquetIOManager):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         base = self.base_dir or f"{resolve_settings().lake_url}/tables"
         self._base_path = UPath(base, **dict(self.cloud_storage_options or {}))
+
+    def get_metadata(
+        self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | None
+    ) -> dict[str, dg.MetadataValue]:
+        # The parent adds a row sample and describe() (min/max of every column). Capture rows are
+        # special-category data, so only the schema and the row count reach Dagster's metadata.
+        if obj is None:
+            return {"missing": dg.MetadataValue.bool(True)}
+        metadata = {"dagster/column_schema": get_metadata_schema(obj)}
+        if isinstance(obj, pl.DataFrame):
+            metadata["dagster/row_count"] = dg.MetadataValue.int(obj.height)
+        return metadata
 
     def sink_df_to_path(self, context: dg.OutputContext, df: pl.LazyFrame, path: UPath) -> Any:
         if _is_local(path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from polars.testing import assert_frame_equal
 
 from identity_data.settings import ENV, HOME, PROD_REQUIRED
@@ -136,7 +137,6 @@ def test_bigquery_tables_hold_exactly_the_local_rows(local: Outcome, prod: Outco
     assert_tables_equal(prod.tables, local.tables)
     captures = prod.tables["captures"]
     assert set(captures["source"]) == {"production", "campaign"}
-    assert captures["blob_uri"].str.starts_with("gs://").all()
 
 
 def test_raw_partitions_from_postgres_equal_those_from_sqlite(
@@ -146,6 +146,25 @@ def test_raw_partitions_from_postgres_equal_those_from_sqlite(
         assert prod.raw[asset].keys() == local.raw[asset].keys() == {DAY}
         assert_frame_equal(prod.raw[asset][DAY], local.raw[asset][DAY])
     assert prod.raw["raw/production_captures"][DAY].height > 0
+
+
+def test_the_graph_ran_as_a_reader_that_sees_only_the_extract_columns(world: ProdWorld) -> None:
+    engine = sa.create_engine(world.capture_db_url)
+    try:
+        with engine.connect() as con:
+            assert con.execute(sa.text("SELECT count(capture_id) FROM captures")).scalar_one() > 0
+        for forbidden in (
+            "SELECT full_name FROM subjects",
+            "SELECT session_id FROM captures",
+            "DELETE FROM captures",
+        ):
+            with (
+                engine.connect() as con,
+                pytest.raises(sa.exc.DBAPIError, match=r"permission denied|read-only transaction"),
+            ):
+                con.execute(sa.text(forbidden))
+    finally:
+        engine.dispose()
 
 
 def test_rematerializing_adds_no_rows(

@@ -88,17 +88,40 @@ def generate_sample(out: Path) -> Path:
     return out
 
 
+# The least-privilege reader of docs/DEPLOYING.md: read-only, the extract's columns only.
+READER_GRANTS = (
+    'ALTER ROLE "{role}" SET default_transaction_read_only = on',
+    'GRANT CONNECT ON DATABASE "{db}" TO "{role}"',
+    'GRANT USAGE ON SCHEMA public TO "{role}"',
+    "GRANT SELECT (capture_id, subject_ref, capture_type, device, captured_at, blob_path) "
+    'ON captures TO "{role}"',
+)
+
+
 def seed_postgres(server_url: str) -> str:
-    """A fresh database on the PostgreSQL server, holding the sample's capture-service rows."""
+    """A fresh database on the PostgreSQL server holding the sample's capture-service rows;
+    returns the URL of a role with only READER_GRANTS on it."""
     name = f"capture_{uuid.uuid4().hex[:12]}"
+    role = f"reader_{name}"
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as con:
         con.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        con.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
     admin.dispose()
-    url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    owner_url = sa.make_url(server_url).set(database=name)
     plan = make_plan(SEED, DAYS, CAPTURES_PER_DAY, END, CAMPAIGNS, None)
-    write_capture_db(url, plan.subjects, plan.sessions, plan.production)
-    return url
+    write_capture_db(
+        owner_url.render_as_string(hide_password=False),
+        plan.subjects,
+        plan.sessions,
+        plan.production,
+    )
+    owner = sa.create_engine(owner_url)
+    with owner.begin() as con:
+        for grant in READER_GRANTS:
+            con.execute(sa.text(grant.format(role=role, db=name)))
+    owner.dispose()
+    return owner_url.set(username=role).render_as_string(hide_password=False)
 
 
 def upload_tree(bucket: storage.Bucket, root: Path, prefix: str) -> int:

@@ -104,9 +104,17 @@ class Process:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def require_chromium() -> None:
+def require_browser() -> None:
+    """Skip without Chromium or Playwright, except under CI=true, where that is an error."""
+    missing = []
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: run `bash .ci/browser.sh` (as root) first"
+        missing.append(f"{CHROMIUM}: run `bash .ci/browser.sh` (as root)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("playwright: install the project's dev extras")
+    if missing:
+        message = "UI tests need " + "; ".join(missing)
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -150,7 +158,7 @@ STOP_SENSOR = """mutation($id: String) { stopSensor(id: $id) {
     ... on PythonError { message } } }"""
 
 
-def stop_sensors(url: str) -> list[str]:
+def stop_sensors(url: str) -> None:
     """Stop every sensor, as the UI's toggle does, so that the daemon launches only the runs a
     test asks for (all sensors here default to RUNNING and would start extracting drops)."""
     (repository,) = graphql(url, SENSOR_STATES)["repositoriesOrError"]["nodes"]
@@ -158,11 +166,12 @@ def stop_sensors(url: str) -> list[str]:
         result = graphql(url, STOP_SENSOR, {"id": sensor["sensorState"]["id"]})["stopSensor"]
         if result.get("instigationState", {}).get("status") != "STOPPED":
             raise RuntimeError(f"could not stop sensor {sensor['name']}: {result}")
-    return sorted(sensor["name"] for sensor in repository["sensors"])
 
 
 @dataclass(frozen=True)
 class Stack:
+    """A running webserver and daemon; their logs are webserver.log and daemon.log in root."""
+
     url: str
     root: Path
     # The production day with sample captures, left unmaterialized for a test to launch.
