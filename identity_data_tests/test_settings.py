@@ -51,7 +51,7 @@ def test_local_default_without_key_file_names_it(monkeypatch, tmp_path):
     monkeypatch.setenv("IDENTITY_DATA_HOME", str(tmp_path))
     monkeypatch.delenv("IDENTITY_DATA_ENV", raising=False)
     monkeypatch.delenv("IDENTITY_DATA_PSEUDONYM_KEY", raising=False)
-    with pytest.raises(MissingPseudonymKeyError, match="pseudonym.key"):
+    with pytest.raises(MissingPseudonymKeyError, match=r"pseudonym\.key"):
         resolve_settings()
 
 
@@ -64,5 +64,5 @@ def test_local_default(data_home):
 
 def test_unknown_env_is_refused(monkeypatch):
     monkeypatch.setenv("IDENTITY_DATA_ENV", "staging")
-    with pytest.raises(SettingsError, match="'local' or 'prod'"):
+    with pytest.raises(SettingsError, match=r"'local' or 'prod'"):
         resolve_settings()
