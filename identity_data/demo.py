@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ import polars as pl
 from identity_data.definitions import defs as load_defs
 from identity_data.defs.labels.assets import EXPORT_ANNOTATIONS, EXPORT_QUARANTINE
 from identity_data.defs.labels.sensors import label_export_sensor
-from identity_data.defs.raw.assets import SOURCES
+from identity_data.defs.raw.assets import SOURCES, CaptureSource
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.sample import generate
 from identity_data.settings import ensure_local_key, resolve_settings
@@ -82,6 +83,40 @@ class Demo:
                 request.partitions_def_name, list(request.partition_keys)
             )
         return sorted({r.partition_key for r in result.run_requests or []})
+
+    def materialize_graph(
+        self, sources: Sequence[CaptureSource], days: list[str]
+    ) -> tuple[list[str], list[str]]:
+        """The whole graph in dependency order, as the sensors and automation would launch it;
+        returns the campaign and label-export partitions the sensors found."""
+        campaigns = self.discover(campaign_sensor)
+        exports = self.discover(label_export_sensor)
+        self.tally.say(f"sensors found {len(campaigns)} campaigns, {len(exports)} label exports")
+        runs = [(s, run) for s in sources for run in partition_runs(s, days, campaigns)]
+        for source, run in runs:
+            tables = ("captures", "annotations")
+            self.run(f"{source.name} {run}", source_selection(source, tables), **run)
+        for export in exports:
+            self.run(
+                f"label export {export}",
+                dg.AssetSelection.assets(EXPORT_ANNOTATIONS, EXPORT_QUARANTINE),
+                partition_key=export,
+            )
+        self.run(
+            "consensus and near-duplicates",
+            dg.AssetSelection.assets(*LABEL_KEYS).required_multi_asset_neighbors()
+            | dg.AssetSelection.assets(
+                dg.AssetKey(["warehouse", "labels"]),
+                dg.AssetKey(["warehouse", "annotator_quality"]),
+            ),
+        )
+        for source, run in runs:
+            self.run(
+                f"{source.name} training examples {run}",
+                dg.AssetSelection.assets(source.key("warehouse", "training_examples")),
+                **run,
+            )
+        return campaigns, exports
 
 
 def source_selection(source, tables: tuple[str, ...]) -> dg.AssetSelection:
@@ -167,36 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_local_key(home)
     days = [(end - timedelta(days=n)).isoformat() for n in reversed(range(args.days))]
 
-    demo = Demo(dg.DagsterInstance.get(), tally)
-    campaigns = demo.discover(campaign_sensor)
-    exports = demo.discover(label_export_sensor)
-    tally.say(f"sensors found {len(campaigns)} campaigns, {len(exports)} label exports")
-
-    for source in SOURCES:
-        for run in partition_runs(source, days, campaigns):
-            demo.run(
-                f"{source.name} {run}", source_selection(source, ("captures", "annotations")), **run
-            )
-    for export in exports:
-        demo.run(
-            f"label export {export}",
-            dg.AssetSelection.assets(EXPORT_ANNOTATIONS, EXPORT_QUARANTINE),
-            partition_key=export,
-        )
-    demo.run(
-        "consensus and near-duplicates",
-        dg.AssetSelection.assets(*LABEL_KEYS).required_multi_asset_neighbors()
-        | dg.AssetSelection.assets(
-            dg.AssetKey(["warehouse", "labels"]), dg.AssetKey(["warehouse", "annotator_quality"])
-        ),
-    )
-    for source in SOURCES:
-        for run in partition_runs(source, days, campaigns):
-            demo.run(
-                f"{source.name} training examples {run}",
-                dg.AssetSelection.assets(source.key("warehouse", "training_examples")),
-                **run,
-            )
+    Demo(dg.DagsterInstance.get(), tally).materialize_graph(SOURCES, days)
     summary(tally, home)
     return 1 if tally.failed_runs or tally.checks_failed else 0
 

@@ -10,6 +10,7 @@ from typing import Protocol
 import duckdb
 import pandera.polars as pa
 import polars as pl
+import polars.selectors as cs
 
 
 @dataclass(frozen=True)
@@ -125,4 +126,6 @@ class DuckDBWarehouse:
         where, params = _where(slice_)
         with self._connect() as con:
             table = self._ensure_table(con, spec)
-            return con.execute(f"SELECT * FROM {table} WHERE {where}", params).pl()
+            frame = con.execute(f"SELECT * FROM {table} WHERE {where}", params).pl()
+        # DuckDB names the zone "Etc/UTC"; BigQuery and the pandera models say "UTC".
+        return frame.with_columns(cs.datetime(time_zone="*").dt.convert_time_zone("UTC"))

@@ -23,12 +23,9 @@ import sqlalchemy as sa
 from google.cloud import storage
 from google.cloud.bigquery import client as bq_client
 
-from identity_data.defs.labels.assets import EXPORT_ANNOTATIONS, EXPORT_QUARANTINE
-from identity_data.defs.labels.sensors import label_export_sensor
 from identity_data.defs.raw.assets import SOURCES
-from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.defs.warehouse.tables import TABLES
-from identity_data.demo import LABEL_KEYS, Demo, Tally, partition_runs, source_selection
+from identity_data.demo import Demo, Tally
 from identity_data.sample import generate, write_capture_db
 from identity_data.sample.plan import make_plan
 from identity_data.settings import ENV, HOME, PROD_REQUIRED
@@ -238,34 +235,10 @@ def run_graph(
     """`make demo`'s order for one day: sensors, source partitions, label exports, consensus and
     near-duplicates with their warehouse tables, then training examples."""
     tally = Tally()
-    demo = HookedDemo(instance, tally, before_run)
-    campaigns = demo.discover(campaign_sensor)
-    exports = demo.discover(label_export_sensor)
-    assert campaigns and exports, "the sensors found nothing to run"
-    runs = [(s, run) for s in FLOW_SOURCES for run in partition_runs(s, [DAY], campaigns)]
-    for source, run in runs:
-        demo.run(
-            f"{source.name} {run}", source_selection(source, ("captures", "annotations")), **run
-        )
-    for export in exports:
-        demo.run(
-            f"label export {export}",
-            dg.AssetSelection.assets(EXPORT_ANNOTATIONS, EXPORT_QUARANTINE),
-            partition_key=export,
-        )
-    demo.run(
-        "consensus and near-duplicates",
-        dg.AssetSelection.assets(*LABEL_KEYS).required_multi_asset_neighbors()
-        | dg.AssetSelection.assets(
-            dg.AssetKey(["warehouse", "labels"]), dg.AssetKey(["warehouse", "annotator_quality"])
-        ),
+    campaigns, exports = HookedDemo(instance, tally, before_run).materialize_graph(
+        FLOW_SOURCES, [DAY]
     )
-    for source, run in runs:
-        demo.run(
-            f"{source.name} training examples {run}",
-            dg.AssetSelection.assets(source.key("warehouse", "training_examples")),
-            **run,
-        )
+    assert campaigns and exports, "the sensors found nothing to run"
     return tally
 
 
