@@ -1,11 +1,10 @@
 """The default-size sample (3 days x 200 captures): perceptual distinctness at full size.
 
-About a minute on 2 cores, so it runs only with IDENTITY_DATA_SLOW_TESTS=1.
+About a minute on 2 cores; marked slow (deselect with `-m "not slow"` while iterating).
 """
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
@@ -21,9 +20,7 @@ from identity_data_tests.sample.test_generate import (
     pairwise,
 )
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("IDENTITY_DATA_SLOW_TESTS") != "1", reason="set IDENTITY_DATA_SLOW_TESTS=1"
-)
+pytestmark = pytest.mark.slow
 
 
 def test_default_sample_phash_distances(tmp_path: Path) -> None:
