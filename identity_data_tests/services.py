@@ -70,6 +70,8 @@ class Service:
     env: dict[str, str] | None = None
     user: str | None = None
     cwd: Path | None = None
+    # Its own session, so stop() also ends the children it spawned (they share its group).
+    new_session: bool = False
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -88,6 +90,7 @@ class Service:
                 group=pwd.getpwnam(self.user).pw_gid if self.user else None,
                 extra_groups=[] if self.user else None,
                 preexec_fn=_default_signals,
+                start_new_session=self.new_session,
             )
         deadline = time.monotonic() + timeout
         while not self.ready():
@@ -100,17 +103,21 @@ class Service:
         return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.new_session:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def _http_ready(url: str) -> Callable[[], bool]:
+def http_ready(url: str) -> Callable[[], bool]:
     def ready() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1):
@@ -161,7 +168,7 @@ def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             *("-backend", "memory", "-log-level", "warn"),
         ],
         port,
-        _http_ready(f"http://127.0.0.1:{port}/storage/v1/b"),
+        http_ready(f"http://127.0.0.1:{port}/storage/v1/b"),
         tmp_path_factory.mktemp("fake-gcs") / "server.log",
     ).start()
     yield service
@@ -198,7 +205,7 @@ def start_bqemulator(workdir: Path, port: int | None = None, persistent: bool = 
         "bqemulator",
         argv,
         port,
-        _http_ready(f"http://127.0.0.1:{port}/bigquery/v2/projects/test-project/datasets"),
+        http_ready(f"http://127.0.0.1:{port}/bigquery/v2/projects/test-project/datasets"),
         workdir / "server.log",
         env=env,
     ).start()

@@ -10,13 +10,11 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +27,7 @@ from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.demo import Demo, Tally
 from identity_data.sample import generate
 from identity_data.settings import ensure_local_key
-from identity_data_tests.services import _default_signals, free_port
+from identity_data_tests.services import Service, free_port, http_ready
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext
@@ -47,61 +45,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-@dataclass
-class Process:
-    """A server in its own session, so that stop() also ends the code servers and run workers
-    it spawned: they share its process group."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self, ready: Callable[[], bool] = lambda: True, timeout: float = 90.0) -> Process:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                cwd=REPO,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_default_signals,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.log.read_text()[-4000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} not ready in {timeout}s:\n{self.log.read_text()}")
-            time.sleep(0.2)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        # Children it did not reap (a code server, a run worker) are in its process group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def require_browser() -> None:
@@ -230,17 +173,28 @@ def dagster_stack(root: Path) -> Iterator[Stack]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     workspace = ["-m", "identity_data.definitions"]
-    webserver = Process(
+    webserver = Service(
         "dagster-webserver",
         [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *workspace],
-        env,
+        port,
+        http_ready(f"{url}/server_info"),
         root / "webserver.log",
+        env=env,
+        cwd=REPO,
+        new_session=True,
     )
-    daemon = Process(
-        "dagster-daemon", [str(BIN / "dagster-daemon"), "run", *workspace], env, root / "daemon.log"
+    daemon = Service(
+        "dagster-daemon",
+        [str(BIN / "dagster-daemon"), "run", *workspace],
+        port,
+        lambda: True,
+        root / "daemon.log",
+        env=env,
+        cwd=REPO,
+        new_session=True,
     )
     try:
-        webserver.start(ready=lambda: http_ok(f"{url}/server_info"), timeout=120)
+        webserver.start(timeout=120)
         _wait_for_code_location(url)
         stop_sensors(url)
         daemon.start()

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from polars.testing import assert_frame_equal
 
-from identity_data.defs.raw.extract import ingest, manifest_records
+from identity_data.defs.raw.extract import RECORD_SCHEMA, ingest, manifest_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.privacy import pseudonymise
 from identity_data.stores.blobs import LocalBlobStore
@@ -36,19 +36,7 @@ def records(rows: list[dict]) -> pl.DataFrame:
         "blob_key": None,
         "source_label": None,
     }
-    return pl.DataFrame(
-        [base | r for r in rows],
-        schema={
-            "record": pl.String,
-            "capture_id": pl.String,
-            "subject_ref": pl.String,
-            "capture_type": pl.String,
-            "device": pl.String,
-            "captured_at": pl.Datetime(time_zone="UTC"),
-            "blob_key": pl.String,
-            "source_label": pl.String,
-        },
-    )
+    return pl.DataFrame([base | r for r in rows], schema=RECORD_SCHEMA)
 
 
 def test_ingest_accounts_for_every_record(stores):
