@@ -51,7 +51,7 @@ def _tree(root: int) -> dict[int, tuple[int, int]]:
 
 
 class TreeMonitor:
-    """Peak RSS and CPU seconds of this process tree (pool workers included), every 50 ms.
+    """Peak RSS and CPU seconds of this process tree (pool workers included), every 0.5 s.
 
     The sampler's own CPU time is subtracted so it does not count as work.
     """
@@ -74,7 +74,8 @@ class TreeMonitor:
         while not self._stop.is_set():
             self._sample()
             self._own_cpu = time.thread_time()
-            self._stop.wait(0.05)
+            # Sparse: each sample walks /proc, and CPU it takes is CPU the workers lose.
+            self._stop.wait(0.5)
 
     @property
     def cpu_seconds(self) -> float:
