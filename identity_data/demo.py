@@ -60,6 +60,8 @@ class Demo:
             instance=self.instance,
             resources=self.resources,
             raise_on_error=False,
+            # Progress lines come from this script; Dagster's own events stay in the instance.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             **kwargs,
         )
         for evaluation in result.get_asset_check_evaluations():
