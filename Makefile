@@ -41,6 +41,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.consensus
 	$(BIN)/python -m benchmarks.annotations
 	$(BIN)/python -m benchmarks.detectors
+	$(BIN)/python -m benchmarks.sample_quality $(IDENTITY_DATA_HOME)
 
 clean:
 	rm -rf data .dagster_home
