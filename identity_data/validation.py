@@ -7,6 +7,8 @@ import pandera.errors
 import pandera.polars as pa
 import polars as pl
 
+from identity_data.metadata import markdown_table
+
 
 def empty_frame(model: type[pa.DataFrameModel]) -> pl.DataFrame:
     """A zero-row frame with exactly the model's columns and dtypes."""
@@ -52,9 +54,7 @@ def schema_check(
             passed=False,
             metadata={
                 "failure_cases": len(cases),
-                "failures_by_column": dg.MetadataValue.md(
-                    summary.to_pandas().to_markdown(index=False) if summary is not None else "-"
-                ),
+                "failures_by_column": markdown_table(summary) if summary is not None else "-",
             },
         )
     return dg.AssetCheckResult(

@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.annotations.schemas import PartitionedAnnotations
+from identity_data.metadata import value_counts
 from identity_data.validation import schema_check, schema_check_spec
 
 # Below this many selfies a rate is noise (one miss in 4 is 25 points): the check reports, passes.
@@ -56,9 +57,7 @@ def annotation_check_results(
         metadata={
             "undecodable_rate": bad,
             "ceiling": UNDECODABLE_CEILING,
-            "by_status": dg.MetadataValue.json(
-                dict(rows["decode_status"].value_counts().iter_rows())
-            ),
+            "by_status": value_counts(rows["decode_status"]),
         },
     )
 

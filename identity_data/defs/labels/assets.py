@@ -18,6 +18,7 @@ from identity_data.defs.labels.sensors import export_file
 from identity_data.defs.raw.assets import SOURCES
 from identity_data.defs.raw.schemas import CaptureManifest
 from identity_data.defs.warehouse.schemas import WarehouseLabel
+from identity_data.metadata import value_counts
 from identity_data.stores.deployment import Deployment
 from identity_data.validation import conform, empty_frame, schema_check, schema_check_spec
 
@@ -77,9 +78,7 @@ def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
         output_name="quarantine",
         metadata={
             "dagster/row_count": quarantine.height,
-            "by_reason": dg.MetadataValue.json(
-                dict(quarantine["reason"].value_counts().iter_rows())
-            ),
+            "by_reason": value_counts(quarantine["reason"]),
         },
     )
     yield schema_check(annotations, ParsedAnnotations, EXPORT_ANNOTATIONS)

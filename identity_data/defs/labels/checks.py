@@ -8,8 +8,9 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.labels import consensus as cs
-from identity_data.defs.labels.metadata import LOW_CONFIDENCE, _markdown
+from identity_data.defs.labels.metadata import LOW_CONFIDENCE
 from identity_data.defs.labels.taxonomy import TAXONOMY_VERSION, taxonomy_frame
+from identity_data.metadata import markdown_table
 
 MIN_COVERAGE = 0.8
 MAX_LOW_CONFIDENCE_SHARE = 0.2
@@ -109,7 +110,7 @@ def consensus_checks(
         asset_key=labels_key,
         passed=bool(worst >= MIN_COVERAGE),
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"min_daily_coverage": float(worst), "by_day": _markdown(coverage)},
+        metadata={"min_daily_coverage": float(worst), "by_day": markdown_table(coverage)},
     )
     low = float((labels["posterior"] < LOW_CONFIDENCE).mean() or 0.0) if labels.height else 0.0
     yield dg.AssetCheckResult(
@@ -138,5 +139,5 @@ def consensus_checks(
         asset_key=quality_key,
         passed=drifted.is_empty(),
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"drifted": _markdown(drifted) if drifted.height else "none"},
+        metadata={"drifted": markdown_table(drifted) if drifted.height else "none"},
     )

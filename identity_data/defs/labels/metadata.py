@@ -5,16 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from identity_data.metadata import markdown_table
+
 LOW_CONFIDENCE = 0.8
-
-
-def _markdown(df: pl.DataFrame) -> dg.MetadataValue:
-    header = "| " + " | ".join(df.columns) + " |\n|" + "---|" * df.width + "\n"
-    rows = "".join(
-        "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
-        for row in df.iter_rows()
-    )
-    return dg.MetadataValue.md(header + rows)
 
 
 def class_balance(df: pl.DataFrame, label: str = "label") -> dict[str, dg.MetadataValue]:
@@ -27,7 +20,7 @@ def class_balance(df: pl.DataFrame, label: str = "label") -> dict[str, dg.Metada
         .with_columns(share=pl.col("len") / pl.col("len").sum().over("task"))
         .sort("task", label)
     )
-    return {"class_balance": _markdown(balance)}
+    return {"class_balance": markdown_table(balance)}
 
 
 def label_metadata(labels: pl.DataFrame) -> dict[str, dg.MetadataValue]:
@@ -44,4 +37,4 @@ def label_metadata(labels: pl.DataFrame) -> dict[str, dg.MetadataValue]:
         )
         .sort("task")
     )
-    return {**class_balance(labels), "agreement": _markdown(rates)}
+    return {**class_balance(labels), "agreement": markdown_table(rates)}

@@ -10,6 +10,7 @@ import polars as pl
 from identity_data.defs.raw import partitions
 from identity_data.defs.raw.extract import ingest, manifest_records, production_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
+from identity_data.metadata import value_counts
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.deployment import Deployment
 from identity_data.validation import empty_frame, schema_check, schema_check_spec
@@ -129,9 +130,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
             output_name="captures",
             metadata={
                 "dagster/row_count": manifest.height,
-                "by_capture_type": dg.MetadataValue.json(
-                    dict(manifest["capture_type"].value_counts().iter_rows())
-                ),
+                "by_capture_type": value_counts(manifest["capture_type"]),
             },
         )
         yield dg.Output(
@@ -139,7 +138,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
             output_name="quarantine",
             metadata={
                 "dagster/row_count": bad.height,
-                "by_field": dg.MetadataValue.json(dict(bad["field"].value_counts().iter_rows())),
+                "by_field": value_counts(bad["field"]),
             },
         )
         yield schema_check(manifest, CaptureManifest, captures)
