@@ -8,6 +8,7 @@ from identity_data.defs.labels.checks import consensus_check_specs, consensus_ch
 from identity_data.defs.labels.metadata import class_balance, label_metadata
 from identity_data.defs.labels.parse import (
     LabelExportError,
+    drop_superseded,
     parse_flat_csv,
     parse_label_studio,
     pool_latest,
@@ -129,13 +130,18 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
     can_subset=False,
 )
 def consensus(
+    context: dg.AssetExecutionContext,
     annotations: pl.DataFrame,
     production_captures: pl.DataFrame,
     campaign_captures: pl.DataFrame,
     open_dataset_captures: pl.DataFrame,
 ):
     """Pool every export (latest wins) and aggregate annotators into one label per task."""
-    pooled = pool_latest(annotations if annotations.width else empty_frame(ParsedAnnotations))
+    current, superseded = drop_superseded(
+        annotations if annotations.width else empty_frame(ParsedAnnotations),
+        context.instance.get_dynamic_partitions(label_exports.name),
+    )
+    pooled = pool_latest(current)
     captures = known_captures(production_captures, campaign_captures, open_dataset_captures)
     matched = pooled.join(captures.select("capture_id"), on="capture_id", how="semi")
     unmatched = pooled.join(captures.select("capture_id"), on="capture_id", how="anti")
@@ -152,9 +158,17 @@ def consensus(
     yield dg.Output(
         labels,
         output_name="labels",
-        metadata={"dagster/row_count": labels.height, **label_metadata(labels)},
+        metadata={
+            "dagster/row_count": labels.height,
+            "superseded_rows": superseded.height,
+            **label_metadata(labels),
+        },
     )
-    yield dg.Output(quality, output_name="quality", metadata={"dagster/row_count": quality.height})
+    yield dg.Output(
+        quality,
+        output_name="quality",
+        metadata={"dagster/row_count": quality.height},
+    )
     yield dg.Output(
         unmatched, output_name="unmatched", metadata={"dagster/row_count": unmatched.height}
     )

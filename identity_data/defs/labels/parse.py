@@ -372,3 +372,26 @@ def pool_latest(frames: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
         .sort(keys)
         .collect()
     )
+
+
+def drop_superseded(
+    annotations: pl.DataFrame, export_order: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(current, superseded): rows of a file's earlier versions give way to its latest one.
+
+    A re-uploaded export (same file, new content) is a new partition; `export_order` lists
+    partitions in the order they were added, so the last one of each `source_file` is the
+    version in force. Without this, a corrected re-upload could lose `pool_latest`'s tie-break
+    to the version it corrects.
+    """
+    rank = pl.DataFrame(
+        {"export_id": export_order, "_rank": list(range(len(export_order)))},
+        schema={"export_id": pl.String, "_rank": pl.Int64},
+    )
+    ranked = annotations.join(rank, on="export_id", how="left").with_columns(
+        _current=pl.col("_rank").fill_null(-1)
+        == pl.col("_rank").fill_null(-1).max().over("source_file")
+    )
+    current = ranked.filter("_current").drop("_rank", "_current")
+    superseded = ranked.filter(~pl.col("_current")).drop("_rank", "_current")
+    return current, superseded

@@ -1,5 +1,7 @@
 """Label assets on a generated sample: per-export failure isolation and consensus accounting."""
 
+import json
+
 import dagster as dg
 import polars as pl
 
@@ -67,3 +69,44 @@ def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline)
     assert set(pooled["capture_id"]) - known <= set(unmatched["capture_id"])
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["row_accounting"] and checks["labels_in_taxonomy"]
+
+
+def test_a_corrected_reupload_supersedes_its_earlier_version(sample_home, instance, pipeline):
+    pipeline(
+        instance,
+        *RAW,
+        tags={
+            "dagster/asset_partition_range_start": SAMPLE_DAYS[0],
+            "dagster/asset_partition_range_end": SAMPLE_DAYS[-1],
+        },
+    )
+    export = sample_home / "lake/label-exports" / f"labels-{SAMPLE_DAYS[-1]}.json"
+    before = set(discover(instance))
+    for partition in before:
+        pipeline(instance, *EXPORT, partition_key=partition)
+    tasks = json.loads(export.read_text())
+    # The same annotations, same timestamps, every attack_type answer corrected to "mask".
+    for task in tasks:
+        for annotation in task["annotations"]:
+            for item in annotation["result"]:
+                if item.get("from_name") == "attack_type":
+                    item["value"]["choices"] = ["mask"]
+    export.write_text(json.dumps(tasks))
+    (corrected,) = set(discover(instance)) - before
+    pipeline(instance, *EXPORT, partition_key=corrected)
+    result = pipeline(
+        instance,
+        "labels/consensus_labels",
+        "labels/annotator_quality",
+        "labels/unmatched_annotations",
+    )
+    labels = pl.read_parquet(sample_home / "lake/tables/labels/consensus_labels.parquet")
+    day = labels.filter(pl.col("export_id") == corrected)
+    assert day.height > 0
+    assert set(day.filter(pl.col("task") == "attack_type")["label"]) == {"mask"}
+    (materialization,) = [
+        m
+        for m in result.asset_materializations_for_node("consensus")
+        if m.asset_key == dg.AssetKey(["labels", "consensus_labels"])
+    ]
+    assert materialization.metadata["superseded_rows"].value > 0
