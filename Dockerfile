@@ -7,13 +7,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     IDENTITY_DATA_ENV=prod \
     GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false
 
-RUN useradd --create-home --uid 10001 dagster
+# OpenMP runtime for onnxruntime and OpenCV wheels; slim images leave it out.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 dagster
 WORKDIR /opt/dagster/app
 
-# Dependencies first, from the lock file only, so code changes reuse this cached layer.
+# Dependencies first, from the lock file only, so code changes reuse this cached layer. The lock is
+# complete; --no-deps keeps mtcnn-runtime's GUI opencv-python requirement out of the image.
 COPY requirements.lock ./
 RUN pip install uv==0.13.8 \
-    && uv pip install --system --no-cache -r requirements.lock
+    && uv pip install --system --no-cache --no-deps -r requirements.lock
 
 # The project itself; pyproject.toml stays beside the code because load_from_defs_folder reads it.
 COPY pyproject.toml workspace.yaml dagster.yaml ./

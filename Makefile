@@ -11,9 +11,10 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv==0.13.8
 
-# Reinstall whenever the pinned dependency set changes.
+# Reinstall whenever the pinned dependency set changes. The lock is complete, so --no-deps: it also
+# keeps mtcnn-runtime's opencv-python requirement out (see [tool.uv] in pyproject.toml).
 $(VENV)/.installed: pyproject.toml requirements-dev.lock | $(BIN)/uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -r requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
