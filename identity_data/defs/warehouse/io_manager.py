@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import polars as pl
+from pydantic import PrivateAttr
 
 from identity_data.defs.warehouse.tables import TABLES
 from identity_data.settings import resolve_settings
@@ -24,8 +25,13 @@ def _slice(context: dg.OutputContext | dg.InputContext, metadata: dict) -> Slice
 class WarehouseIOManager(dg.ConfigurableIOManager):
     """DuckDB locally, BigQuery in production: one atomic write per table per run."""
 
+    _warehouse: WarehouseBackend | None = PrivateAttr(default=None)
+
     def _backend(self) -> WarehouseBackend:
-        return warehouse_backend(resolve_settings())
+        # One client per run, built on first use, from the settings the launch resolved.
+        if self._warehouse is None:
+            self._warehouse = warehouse_backend(resolve_settings())
+        return self._warehouse
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         metadata = context.definition_metadata
