@@ -11,6 +11,10 @@ from identity_data_tests.conftest import SAMPLE_DAYS
 
 EXPORT = ("labels/export_annotations", "labels/export_quarantine")
 RAW = ("raw/production_captures", "raw/production_quarantine")
+RANGE = {
+    "dagster/asset_partition_range_start": SAMPLE_DAYS[0],
+    "dagster/asset_partition_range_end": SAMPLE_DAYS[-1],
+}
 
 
 def discover(instance: dg.DagsterInstance) -> list[str]:
@@ -35,17 +39,17 @@ def test_malformed_export_fails_alone_naming_the_file(sample_home, instance, pip
             assert pipeline(instance, *EXPORT, partition_key=partition).success
 
 
-def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline):
-    pipeline(
-        instance,
-        *RAW,
-        tags={
-            "dagster/asset_partition_range_start": SAMPLE_DAYS[0],
-            "dagster/asset_partition_range_end": SAMPLE_DAYS[-1],
-        },
-    )
-    for partition in discover(instance):
+def parse_every_export(instance, pipeline) -> set[str]:
+    """Extract the sample's production days, then parse every export the sensor finds."""
+    pipeline(instance, *RAW, tags=RANGE)
+    partitions = set(discover(instance))
+    for partition in partitions:
         pipeline(instance, *EXPORT, partition_key=partition)
+    return partitions
+
+
+def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline):
+    parse_every_export(instance, pipeline)
     result = pipeline(
         instance,
         "labels/consensus_labels",
@@ -72,18 +76,8 @@ def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline)
 
 
 def test_a_corrected_reupload_supersedes_its_earlier_version(sample_home, instance, pipeline):
-    pipeline(
-        instance,
-        *RAW,
-        tags={
-            "dagster/asset_partition_range_start": SAMPLE_DAYS[0],
-            "dagster/asset_partition_range_end": SAMPLE_DAYS[-1],
-        },
-    )
     export = sample_home / "lake/label-exports" / f"labels-{SAMPLE_DAYS[-1]}.json"
-    before = set(discover(instance))
-    for partition in before:
-        pipeline(instance, *EXPORT, partition_key=partition)
+    before = parse_every_export(instance, pipeline)
     tasks = json.loads(export.read_text())
     # The same annotations, same timestamps, every attack_type answer corrected to "mask".
     for task in tasks:
