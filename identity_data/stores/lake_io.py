@@ -29,8 +29,6 @@ def _is_local(path: UPath) -> bool:
 
 
 def _concat(frames: list[Any]) -> Any:
-    if frames and isinstance(frames[0], pl.LazyFrame):
-        return pl.concat(frames, how="diagonal_relaxed")
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 

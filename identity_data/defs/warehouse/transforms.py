@@ -83,16 +83,18 @@ def training_examples(
         .join(clusters, on="capture_id", how="left")
         .with_columns(split=subject_split(pl.col("subject_pseudonym")))
     )
+    # Each left-out capture is counted once, under the first reason that applies.
     reasons = {
         "not_annotated": pl.col("annotation_status").fill_null("missing") != "ok",
         "unlabelled": pl.col("attack_type").is_null(),
         "near_duplicate_copy": pl.col("redundant").fill_null(False),
     }
+    first_reason = pl.lit(None, pl.String)
+    for name, cond in reversed(reasons.items()):
+        first_reason = pl.when(cond).then(pl.lit(name)).otherwise(first_reason)
+    joined = joined.with_columns(excluded=first_reason)
     excluded = {
-        f"excluded_{name}": joined.filter(
-            cond & ~pl.any_horizontal(list(reasons.values())[:i] or [False])
-        ).height
-        for i, (name, cond) in enumerate(reasons.items())
+        f"excluded_{name}": joined.filter(pl.col("excluded") == name).height for name in reasons
     }
-    usable = joined.filter(~pl.any_horizontal(list(reasons.values())))
+    usable = joined.filter(pl.col("excluded").is_null())
     return conform(usable, TrainingExample), {"captures_in": manifest.height, **excluded}
