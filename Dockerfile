@@ -25,7 +25,8 @@ COPY pyproject.toml workspace.yaml dagster.yaml ./
 COPY identity_data ./identity_data
 RUN uv pip install --system --no-cache --no-deps -e .
 
-USER dagster
+# Numeric, so a kubelet can prove `runAsNonRoot: true` without a runAsUser in the pod spec.
+USER 10001:10001
 EXPOSE 4000
 CMD ["dagster", "api", "grpc", "--host", "0.0.0.0", "--port", "4000", \
      "--module-name", "identity_data.definitions", "--attribute", "defs"]
