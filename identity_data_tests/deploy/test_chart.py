@@ -1,0 +1,135 @@
+"""deploy/helm/values.yaml through the official chart: Helm's schema check and renderer, then
+every object through kubernetes-validate --strict."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helm_python.errors import HelmError
+
+from identity_data_tests.deploy import chart
+
+
+@pytest.fixture(scope="module")
+def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return chart.local_chart(tmp_path_factory.mktemp("chart"))
+
+
+@pytest.fixture(scope="module")
+def objects(chart_dir: Path) -> list[dict[str, Any]]:
+    return chart.render(chart_dir, chart.load_values())
+
+
+def _instance(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return yaml.safe_load(
+        chart.find(objects, "ConfigMap", "dagster-instance")["data"]["dagster.yaml"]
+    )
+
+
+def test_every_rendered_object_is_valid_kubernetes(objects: list[dict[str, Any]]) -> None:
+    versions = {chart.validate(document) for document in objects}
+    assert versions == {"1.37"}
+    kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
+    assert "Deployment/dagster-dagster-user-deployments-identity-data" in kinds
+    assert "Deployment/dagster-daemon" in kinds
+    assert "ConfigMap/identity-data-settings" in kinds
+    # No bundled PostgreSQL, no generated password Secret: Cloud SQL and an external Secret.
+    assert not [k for k in kinds if k.startswith(("StatefulSet/", "Secret/"))]
+
+
+def test_instance_is_postgres_k8s_with_retries_monitoring_and_limits(
+    objects: list[dict[str, Any]],
+) -> None:
+    instance = _instance(objects)
+    for storage in ("run_storage", "event_log_storage", "schedule_storage"):
+        db = instance[storage]["config"]["postgres_db"]
+        assert instance[storage]["module"].startswith("dagster_postgres")
+        assert db["scheme"] == "postgresql+psycopg2"
+        assert db["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    launcher = instance["run_launcher"]
+    assert launcher["class"] == "K8sRunLauncher"
+    run_config = launcher["config"]["run_k8s_config"]
+    assert run_config["container_config"]["resources"]["limits"]["memory"] == "4Gi"
+    assert run_config["pod_spec_config"]["serviceAccountName"] == "identity-data"
+    assert run_config["pod_spec_config"]["securityContext"]["runAsUser"] == 10001
+    assert launcher["config"]["env_config_maps"] == ["identity-data-settings"]
+    assert launcher["config"]["env_secrets"] == ["identity-data-secrets"]
+    coordinator = instance["run_coordinator"]["config"]
+    assert coordinator["max_concurrent_runs"] == 4
+    assert {limit["key"] for limit in coordinator["tag_concurrency_limits"]} == {
+        "identity_data/heavy",
+        "dagster/partition",
+    }
+    assert instance["run_retries"] == {
+        "enabled": True,
+        "max_retries": 2,
+        "retry_on_asset_or_op_failure": False,
+    }
+    assert instance["run_monitoring"]["enabled"] is True
+
+
+def test_code_server_serves_the_project_as_uid_10001(objects: list[dict[str, Any]]) -> None:
+    deployment = chart.find(objects, "Deployment", "dagster-dagster-user-deployments-identity-data")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"][-4:] == [
+        "--module-name",
+        "identity_data.definitions",
+        "--attribute",
+        "defs",
+    ]
+    assert container["readinessProbe"]["exec"]["command"][:3] == [
+        "dagster",
+        "api",
+        "grpc-health-check",
+    ]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["runAsUser"] == 10001
+    refs = [next(iter(source.values()))["name"] for source in container["envFrom"]]
+    assert {"identity-data-settings", "identity-data-secrets"} <= set(refs)
+    env = {item["name"]: item for item in container["env"]}
+    assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == (
+        "dagster-postgresql-secret"
+    )
+    # The code server's container context would override runK8sConfig in launched runs.
+    assert "DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT" not in env
+
+
+def test_settings_config_map_holds_no_secret(objects: list[dict[str, Any]]) -> None:
+    data = chart.find(objects, "ConfigMap", "identity-data-settings")["data"]
+    assert data["IDENTITY_DATA_ENV"] == "prod"
+    assert not {"IDENTITY_DATA_PSEUDONYM_KEY", "IDENTITY_DATA_CAPTURE_DB_URL"} & set(data)
+    literal = [
+        item["name"]
+        for document in objects
+        if document["kind"] == "Deployment"
+        for container in document["spec"]["template"]["spec"]["containers"]
+        for item in container.get("env") or []
+        if "PASSWORD" in item["name"] and "value" in item
+    ]
+    assert literal == []
+
+
+def _broken(change: str) -> dict[str, Any]:
+    values = copy.deepcopy(chart.load_values())
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    if change == "launcher type typo":
+        values["runLauncher"]["type"] = "K8sRunLaucher"
+    elif change == "missing image":
+        del deployment["image"]
+    elif change == "port as a string":
+        deployment["port"] = "4000"
+    return values
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["launcher type typo", "missing image", "port as a string"],
+)
+def test_broken_values_are_rejected(chart_dir: Path, change: str) -> None:
+    with pytest.raises(HelmError):
+        chart.render(chart_dir, _broken(change))
