@@ -32,6 +32,7 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	bash .ci/services.sh
 	bash .ci/browser.sh
+	bash .ci/podman.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
