@@ -100,6 +100,8 @@ def test_sensors_schedule_and_automation(repo):
         "campaign_drop_sensor",
         "label_export_sensor",
         "downstream_automation",
+        "run_failure_alert",
+        "freshness_alert",
     }
     (schedule,) = repo.schedule_defs
     assert schedule.job_name == "production_daily"

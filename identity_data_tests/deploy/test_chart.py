@@ -61,7 +61,7 @@ def test_instance_is_postgres_k8s_with_retries_monitoring_and_limits(
     coordinator = instance["run_coordinator"]["config"]
     assert coordinator["max_concurrent_runs"] == 4
     assert {limit["key"] for limit in coordinator["tag_concurrency_limits"]} == {
-        "identity_data/heavy",
+        "dagster/backfill",
         "dagster/partition",
     }
     assert instance["run_retries"] == {

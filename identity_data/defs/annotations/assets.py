@@ -19,6 +19,15 @@ from identity_data.validation import schema_check, schema_check_spec
 
 NEAR_DUPLICATES = dg.AssetKey(["annotations", "near_duplicates"])
 MANIFEST_COLUMNS = ["capture_id", "blob_key", "capture_type", "source_label", "source_partition"]
+# Face detection is the one heavy step: under k8s_job_executor it gets its own pod with these
+# resources (detector workers use every core; ARCHITECTURE.md, "Running on Kubernetes").
+HEAVY_STEP_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {
+            "resources": {"requests": {"cpu": "4", "memory": "6Gi"}, "limits": {"memory": "6Gi"}}
+        }
+    }
+}
 
 
 def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
@@ -40,6 +49,7 @@ def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
             )
         },
         check_specs=annotation_check_specs(key, source.selfie_face_floor),
+        op_tags=HEAVY_STEP_TAGS,
     )
     def _asset(context: dg.AssetExecutionContext, deployment: Deployment, manifest: pl.DataFrame):
         """Run the face detector and image metrics over the partition's blobs on every core."""
