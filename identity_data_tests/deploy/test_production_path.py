@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -97,13 +98,15 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
     objects = chart.render(chart_dir, values)
     for document in objects:
         chart.validate(document)
-    secrets = {**SECRETS_PG, "identity-data-secrets": {}}
+    # As on the cluster, the pseudonym key reaches the pods only through the Secret.
+    key = {"IDENTITY_DATA_PSEUDONYM_KEY": secrets.token_hex(32)}
+    pod_secrets = {**SECRETS_PG, "identity-data-secrets": key}
 
     # The code server, as the chart's Deployment runs it.
     deployment = chart.find(objects, "Deployment", "dagster-dagster-user-deployments-identity-data")
     pod_spec = deployment["spec"]["template"]["spec"]
     (container,) = pod_spec["containers"]
-    argv = pods.run_argv(pod_spec, objects, secrets, tmp_path, "identity-data-code-server")
+    argv = pods.run_argv(pod_spec, objects, pod_secrets, tmp_path, "identity-data-code-server")
     probe = container["readinessProbe"]["exec"]["command"]
     started = time.monotonic()
     with pods.running_pod(argv, tmp_path / "code-server.log"):
@@ -167,12 +170,16 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
             preexec_fn=_default_signals,
         )
         try:
-            _wait("the K8sRunLauncher's Job", lambda: recorder.jobs, timeout=180)
-            (job,) = recorder.jobs.values()
+            # The daemon also runs the sensors, which may queue runs of their own.
+            job = _wait(
+                "the K8sRunLauncher's Job",
+                lambda: recorder.jobs.get(("dagster", f"dagster-run-{run.run_id}")),
+                timeout=180,
+            )
             _check_job(job)
             job_pod = job["spec"]["template"]["spec"]
             assert job_pod["containers"][0]["image"] == image
-            job_argv = pods.run_argv(job_pod, objects, secrets, tmp_path, "identity-data-run")
+            job_argv = pods.run_argv(job_pod, objects, pod_secrets, tmp_path, "identity-data-run")
             result = pods.podman(*job_argv, check=False, timeout=600)
             assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
             status = _wait(
