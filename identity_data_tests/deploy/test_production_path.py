@@ -21,6 +21,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
+import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import make_url
 
@@ -32,6 +33,8 @@ from identity_data_tests.services import _default_signals, free_port
 pytestmark = pytest.mark.slow
 PARTITION = SAMPLE_DAYS[-1]
 DATA_MOUNT = "/data"
+# The Dagster instance gets its own database on the session's PostgreSQL.
+INSTANCE_DB = "dagster_instance"
 SECRETS_PG = {"dagster-postgresql-secret": {"postgresql-password": "trust-auth-ignores-it"}}
 
 
@@ -52,7 +55,7 @@ def _overlay(values: dict[str, Any], pg_port: int, grpc_port: int, kubeconfig: P
     deployment = values["dagster-user-deployments"]["deployments"][0]
     deployment["image"].update(repository="localhost/identity-data", tag="test")
     deployment.update(port=grpc_port, volumes=volume, volumeMounts=mount)
-    values["postgresql"].update(postgresqlUsername="postgres", postgresqlDatabase="postgres")
+    values["postgresql"].update(postgresqlUsername="postgres", postgresqlDatabase=INSTANCE_DB)
     values["postgresql"]["service"]["port"] = pg_port
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     launcher.update(loadInclusterConfig=False, kubeconfigFile=str(kubeconfig))
@@ -85,12 +88,18 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
     recorder: KubeRecorder,
     sample_source: Path,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = tmp_path / "data"
     shutil.copytree(sample_source, data)
     # The pods run as uid 10001, as on a cluster with fsGroup on a volume.
     subprocess.run(["chmod", "-R", "a+rwX", str(tmp_path)], check=True)
     pg_port = make_url(postgres_url).port
+    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {INSTANCE_DB}"))
+        connection.execute(sa.text(f"CREATE DATABASE {INSTANCE_DB}"))
+    engine.dispose()
     grpc_port = free_port()
     kubeconfig = recorder.write_kubeconfig(tmp_path / "kubeconfig")
     chart_dir = chart.local_chart(tmp_path / "chart")
@@ -155,7 +164,7 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
             timeout=180,
         )
         assert launch.returncode == 0, launch.stdout + launch.stderr
-        os.environ["DAGSTER_PG_PASSWORD"] = env["DAGSTER_PG_PASSWORD"]
+        monkeypatch.setenv("DAGSTER_PG_PASSWORD", env["DAGSTER_PG_PASSWORD"])
         instance = dg.DagsterInstance.from_config(str(home))
         (run,) = instance.get_runs()
         assert run.status == dg.DagsterRunStatus.QUEUED
@@ -194,7 +203,6 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
             daemon.terminate()
             daemon.wait(timeout=60)
             log.close()
-            os.environ.pop("DAGSTER_PG_PASSWORD", None)
         assert status == dg.DagsterRunStatus.SUCCESS
         print(f"queued -> SUCCESS in {time.monotonic() - queued_at:.1f} s")
 
