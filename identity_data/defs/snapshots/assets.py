@@ -28,6 +28,8 @@ INPUTS = [
     for table in ("training_examples", "captures")
 ]
 DATA_VERSION_TAG = "dagster/data_version"
+# The most event records Dagster returns per call.
+PAGE = 10_000
 
 
 class SnapshotConfig(dg.Config):
@@ -43,14 +45,19 @@ def input_data_versions(instance: dg.DagsterInstance) -> dict[str, dict[str, str
     """Asset -> partition -> the data version of its latest materialization."""
     lineage: dict[str, dict[str, str]] = {}
     for asset in INPUTS:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset), limit=100_000, ascending=False
-        ).records
         versions: dict[str, str] = {}
-        for record in records:
-            event = record.asset_materialization
-            if event is not None:
-                versions.setdefault(event.partition or "", event.tags.get(DATA_VERSION_TAG, ""))
+        cursor = None
+        while True:
+            page = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset), limit=PAGE, cursor=cursor, ascending=False
+            )
+            for record in page.records:
+                event = record.asset_materialization
+                if event is not None:
+                    versions.setdefault(event.partition or "", event.tags.get(DATA_VERSION_TAG, ""))
+            if not page.has_more:
+                break
+            cursor = page.cursor
         lineage[asset.to_user_string()] = dict(sorted(versions.items()))
     return lineage
 
