@@ -53,3 +53,14 @@ def drop_tombstoned(
     captures = digests(key, "capture_id", records["capture_id"].cast(pl.String))
     hit = hit | captures.is_in(list(tombstones)).fill_null(False)
     return records.filter(~hit), int(hit.sum())
+
+
+def drop_tombstoned_captures(
+    frame: pl.DataFrame, tombstones: frozenset[str], key: bytes
+) -> tuple[pl.DataFrame, int]:
+    """Rows (e.g. parsed label-export rows) without those naming an erased capture, counted."""
+    if not tombstones or frame.is_empty():
+        return frame, 0
+    hit = digests(key, "capture_id", frame["capture_id"].cast(pl.String)).is_in(list(tombstones))
+    hit = hit.fill_null(False)
+    return frame.filter(~hit), int(hit.sum())

@@ -93,6 +93,8 @@ def erasure(context: dg.AssetExecutionContext, deployment: Deployment):
             erased.sha256s | found.sha256s,
             erased.blob_keys | found.blob_keys,
         )
+        # Capture tombstones keep label exports that name these captures from refilling the lake.
+        added += add_tombstones(lake, {digest(key, "capture_id", c) for c in erased.capture_ids})
         remap = erase.near_duplicates_remap(tables, erased)
         lake_rows += erase.scrub_lake(tables, erased, remap)
         deleted, blobs_shared = erase.delete_blobs(lake, tables, erased)
