@@ -32,8 +32,8 @@ def readme_commands() -> list[str]:
 
 def test_the_readme_shows_every_step():
     commands = readme_commands()
-    assert any(" snapshots create " in c for c in commands)
-    assert any(" snapshots read " in c for c in commands)
+    assert any(".snapshots create " in c for c in commands)
+    assert any(".snapshots read " in c for c in commands)
     assert any("s.open(" in c for c in commands)
     assert any("erasure subject --subject-ref -" in c for c in commands)
     assert any("erasure audit" in c for c in commands)
