@@ -4,8 +4,10 @@ snapshots and the Dagster instance; every other row unchanged; tombstones stop r
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
-import threading
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from polars.testing import assert_frame_equal
 
 from identity_data import erasure as erasure_cli
 from identity_data import snapshots
+from identity_data.defs.erasure import assets as erase_assets
 from identity_data.defs.erasure import erase
 from identity_data.defs.snapshots.schemas import SNAPSHOT_TABLE
 from identity_data.defs.warehouse.tables import TABLES
@@ -39,6 +42,7 @@ pytestmark = pytest.mark.slow
 
 # Source drops as delivered (capture DB, landing/, label-exports/) belong to their owners;
 # erasure covers everything the pipeline wrote, and tombstones keep the sources from refilling it.
+REPO = Path(__file__).resolve().parents[3]
 SOURCE_ZONES = ("landing", "label-exports")
 WAREHOUSE_TABLES = (*TABLES, SNAPSHOT_TABLE.name)
 
@@ -201,18 +205,37 @@ def test_erasing_a_subject_leaves_no_trace_and_no_other_change(
         )
 
 
-def test_erasure_by_pseudonym_while_the_same_days_materialize(
-    grown: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_erasure_by_pseudonym_while_the_same_days_materialize(grown: World, tmp_path: Path) -> None:
+    """The extraction runs in its own process, as a run worker would, and has started (read no
+    tombstone yet, or is about to write the subject) when the erasure begins."""
     world = grown.copy(tmp_path)
     with world.open() as instance:
         _, pseudonym, ids = pick_subject(world.home)
-        running = threading.Thread(target=materialize_days, args=(instance, DAYS))
-        running.start()
+        extraction = subprocess.Popen(
+            [
+                str(REPO / ".venv/bin/dagster"),
+                *("asset", "materialize", "-m", "identity_data.definitions"),
+                *("--select", "raw/production_captures,raw/production_quarantine"),
+                *("--partition-range", f"{DAYS[0]}...{DAYS[-1]}"),
+            ],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "DAGSTER_HOME": str(world.dagster_home),
+                "IDENTITY_DATA_HOME": str(world.home),
+                "IDENTITY_DATA_ENV": "local",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
+            deadline = time.monotonic() + 120
+            while not instance.get_run_records(filters=dg.RunsFilter(statuses=erase_assets.ACTIVE)):
+                assert time.monotonic() < deadline and extraction.poll() is None
+                time.sleep(0.2)
             assert erasure_cli.main(["subject", "--pseudonym", pseudonym]) == 0
         finally:
-            running.join()
+            assert extraction.wait(timeout=600) == 0
         assert occurrences(world.home, instance, needles(pseudonym, ids)) == {}
 
 
