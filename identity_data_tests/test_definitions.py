@@ -23,6 +23,8 @@ EXPECTED_GROUPS = {
         for t in ("captures", "annotations", "training_examples")
     }
     | {"warehouse/labels", "warehouse/annotator_quality"},
+    "snapshots": {"snapshots/training_snapshot"},
+    "erasure": {"erasure/erasure_audit", "erasure/snapshot_redactions"},
 }
 
 
@@ -103,7 +105,9 @@ def test_sensors_schedule_and_automation(repo):
         "run_failure_alert",
         "freshness_alert",
     }
-    (schedule,) = repo.schedule_defs
+    schedules = {s.name: s for s in repo.schedule_defs}
+    assert set(schedules) == {"production_daily_schedule", "weekly_snapshot", "retention_sweep"}
+    schedule = schedules["production_daily_schedule"]
     assert schedule.job_name == "production_daily"
     assert schedule.cron_schedule == "0 2 * * *"
     graph = repo.asset_graph

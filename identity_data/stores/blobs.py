@@ -37,6 +37,10 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> bool:
+        """Remove the object under `key`; True if it existed (erasure is the only caller)."""
+        ...
+
     def list(self, prefix: str, suffixes: tuple[str, ...] = ()) -> Iterator[ObjectInfo]:
         """Objects under `prefix` (ending in one of `suffixes`, if given), in key order, fetched
         page by page."""
@@ -83,6 +87,13 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return (self.root / key).is_file()
+
+    def delete(self, key: str) -> bool:
+        try:
+            (self.root / key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def list(self, prefix: str, suffixes: tuple[str, ...] = ()) -> Iterator[ObjectInfo]:
         base = self.root / prefix

@@ -130,6 +130,13 @@ class GcsBlobStore:
     def exists(self, key: str) -> bool:
         return self.bucket.blob(self._name(key)).exists(retry=self.retry, timeout=self.timeout)
 
+    def delete(self, key: str) -> bool:
+        try:
+            self.bucket.blob(self._name(key)).delete(retry=self.retry, timeout=self.timeout)
+        except gexc.NotFound:
+            return False
+        return True
+
     def list(self, prefix: str, suffixes: tuple[str, ...] = ()) -> Iterator[ObjectInfo]:
         root = f"{self.prefix}/" if self.prefix else ""
         blobs = self.client.list_blobs(

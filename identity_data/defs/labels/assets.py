@@ -21,6 +21,7 @@ from identity_data.defs.raw.schemas import CaptureManifest
 from identity_data.defs.warehouse.schemas import WarehouseLabel
 from identity_data.metadata import value_counts
 from identity_data.stores.deployment import Deployment
+from identity_data.tombstones import drop_tombstoned_captures, load_tombstones
 from identity_data.validation import conform, empty_frame, schema_check, schema_check_spec
 
 EXPORT_ANNOTATIONS = dg.AssetKey(["labels", "export_annotations"])
@@ -69,10 +70,17 @@ def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
     except LabelExportError as err:
         # The whole file is unreadable: fail this partition only, naming file and position.
         raise dg.Failure(str(err)) from err
+    tombstones, secret = load_tombstones(deployment.lake), deployment.settings.pseudonym_key
+    annotations, erased = drop_tombstoned_captures(annotations, tombstones, secret)
+    quarantine, erased_quarantine = drop_tombstoned_captures(quarantine, tombstones, secret)
     yield dg.Output(
         annotations,
         output_name="annotations",
-        metadata={"dagster/row_count": annotations.height, **class_balance(annotations)},
+        metadata={
+            "dagster/row_count": annotations.height,
+            "tombstoned_rows": erased + erased_quarantine,
+            **class_balance(annotations),
+        },
     )
     yield dg.Output(
         quarantine,

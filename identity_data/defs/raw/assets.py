@@ -13,6 +13,7 @@ from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.metadata import value_counts
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.deployment import Deployment
+from identity_data.tombstones import drop_tombstoned, load_tombstones
 from identity_data.validation import empty_frame, schema_check, schema_check_spec
 
 Reader = Callable[[Deployment, str], Iterator[tuple[pl.DataFrame, BlobStore]]]
@@ -78,7 +79,7 @@ def accounting_spec(source: CaptureSource) -> dg.AssetCheckSpec:
         "row_accounting",
         asset=source.key("raw", "captures"),
         blocking=True,
-        description="Source records in = manifest rows + quarantined rows: nothing dropped.",
+        description="Source records in = manifest + quarantined + tombstoned (erased) rows.",
     )
 
 
@@ -114,10 +115,13 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, deployment: Deployment):
         """Copy the partition's blobs into the raw zone and write its manifest."""
         key = deployment.settings.pseudonym_key
-        manifests, quarantines, rows_in = [], [], 0
+        manifests, quarantines, rows_in, tombstoned = [], [], 0, 0
+        tombstones = load_tombstones(deployment.lake)
         for partition in context.partition_keys:
             for records, store in source.read(deployment, partition):
                 rows_in += records.height
+                records, dropped = drop_tombstoned(records, tombstones, key)
+                tombstoned += dropped
                 manifest, bad = ingest(
                     records, store.read, deployment.lake, key, source.name, partition
                 )
@@ -131,6 +135,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
             metadata={
                 "dagster/row_count": manifest.height,
                 "by_capture_type": value_counts(manifest["capture_type"]),
+                "tombstoned_rows": tombstoned,
             },
         )
         yield dg.Output(
@@ -146,8 +151,13 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
         yield dg.AssetCheckResult(
             check_name="row_accounting",
             asset_key=captures,
-            passed=rows_in == manifest.height + bad.height,
-            metadata={"rows_in": rows_in, "manifest": manifest.height, "quarantined": bad.height},
+            passed=rows_in == manifest.height + bad.height + tombstoned,
+            metadata={
+                "rows_in": rows_in,
+                "manifest": manifest.height,
+                "quarantined": bad.height,
+                "tombstoned": tombstoned,
+            },
         )
 
     return _asset

@@ -1,0 +1,109 @@
+"""CLI for erasure: `python -m identity_data.erasure subject|retention|audit` (see --help).
+
+`subject --subject-ref -` reads the raw reference from stdin (so it stays out of shell history
+and the process list), pseudonymises it at once and files the request; only the pseudonym is
+ever written, and only until the request has run. The request then runs as its own partition of
+`erasure/erasure_audit` on this Dagster instance, exactly as launching it from the UI would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import dagster as dg
+import polars as pl
+
+from identity_data.defs.erasure.assets import AUDIT
+from identity_data.defs.erasure.partitions import erasure_requests
+from identity_data.defs.erasure.requests import (
+    file_request,
+    new_request_id,
+    retention_request,
+    subject_request,
+)
+from identity_data.defs.erasure.retention import DEFAULT_MAX_AGE_DAYS, DEFAULT_SNAPSHOT_IN_USE_DAYS
+from identity_data.privacy import pseudonymise
+from identity_data.settings import resolve_settings
+from identity_data.stores.deployment import blob_store
+
+
+def run_request(request_id: str, instance: dg.DagsterInstance) -> bool:
+    from identity_data.definitions import defs as load_defs
+
+    if not instance.has_dynamic_partition(erasure_requests.name, request_id):
+        instance.add_dynamic_partitions(erasure_requests.name, [request_id])
+    defs = load_defs()
+    result = dg.materialize(
+        list(defs.assets or []),
+        selection=dg.AssetSelection.assets(AUDIT).required_multi_asset_neighbors(),
+        partition_key=request_id,
+        instance=instance,
+        resources=dict(defs.resources or {}),
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    return result.success
+
+
+def audit_frame() -> pl.DataFrame:
+    from upath import UPath
+
+    folder = UPath(f"{resolve_settings().lake_url}/tables/erasure/erasure_audit")
+    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
+    frames = []
+    for path in files:
+        with path.open("rb") as fh:
+            frames.append(pl.read_parquet(fh))
+    return pl.concat(frames).sort("executed_at") if frames else pl.DataFrame()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m identity_data.erasure")
+    sub = parser.add_subparsers(dest="command", required=True)
+    subject = sub.add_parser("subject", help="erase one subject from every store")
+    who = subject.add_mutually_exclusive_group(required=True)
+    who.add_argument("--subject-ref", help="the raw subject reference; '-' reads it from stdin")
+    who.add_argument("--pseudonym", help="the subject's pseudonym (64 hex digits)")
+    keep = sub.add_parser("retention", help="erase production captures past the retention age")
+    keep.add_argument("--max-age-days", type=int, default=DEFAULT_MAX_AGE_DAYS)
+    keep.add_argument("--snapshot-in-use-days", type=int, default=DEFAULT_SNAPSHOT_IN_USE_DAYS)
+    sub.add_parser("audit", help="print the audit table")
+    args = parser.parse_args(argv)
+
+    if args.command == "audit":
+        with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200):
+            print(audit_frame())
+        return 0
+    settings = resolve_settings()
+    if args.command == "subject":
+        if args.pseudonym is not None:
+            pseudonym, by = args.pseudonym.strip().lower(), "pseudonym"
+        else:
+            ref = sys.stdin.readline().strip() if args.subject_ref == "-" else args.subject_ref
+            pseudonym = pseudonymise(settings.pseudonym_key, pl.Series([ref]))[0]
+            by = "subject_ref"
+        if len(pseudonym) != 64 or any(c not in "0123456789abcdef" for c in pseudonym):
+            print("error: a pseudonym is 64 hex digits", file=sys.stderr)
+            return 2
+        body, request_id = subject_request(pseudonym, by), new_request_id("erasure")
+    else:
+        body = retention_request(args.max_age_days, args.snapshot_in_use_days)
+        request_id = new_request_id("retention")
+    started = time.perf_counter()
+    file_request(blob_store(settings.lake_url), request_id, body)
+    print(f"filed request {request_id}")
+    ok = run_request(request_id, dg.DagsterInstance.get())
+    if not ok:
+        print(f"request {request_id} failed; it stays filed: run its partition again from the UI")
+        return 1
+    print(f"erased in {time.perf_counter() - started:.1f}s")
+    row = audit_frame().filter(pl.col("request_id") == request_id)
+    for name, value in row.drop("request_id").row(0, named=True).items():
+        print(f"  {name:<20} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

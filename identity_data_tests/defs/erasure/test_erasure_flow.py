@@ -1,0 +1,265 @@
+"""Erasing one sample subject from a deployment with history: lake, blobs, DuckDB, BigQuery,
+snapshots and the Dagster instance; every other row unchanged; tombstones stop re-ingest."""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+from dagster._serdes import serialize_value
+from polars.testing import assert_frame_equal
+
+from identity_data import erasure as erasure_cli
+from identity_data import snapshots
+from identity_data.defs.erasure import assets as erase_assets
+from identity_data.defs.erasure import erase
+from identity_data.defs.snapshots.schemas import SNAPSHOT_TABLE
+from identity_data.defs.warehouse.tables import TABLES
+from identity_data.privacy import pseudonymise
+from identity_data.settings import local_key_file
+from identity_data.stores.bigquery import BigQueryWarehouse
+from identity_data.stores.warehouse import DuckDBWarehouse
+from identity_data_tests.defs.snapshots.world import (
+    DAYS,
+    FIRST_SNAPSHOT,
+    World,
+    build_world,
+    materialize_days,
+)
+from identity_data_tests.prod.world import deployment_env
+from identity_data_tests.services import Service, bigquery_client
+
+pytestmark = pytest.mark.slow
+
+# Source drops as delivered (capture DB, landing/, label-exports/) belong to their owners;
+# erasure covers everything the pipeline wrote, and tombstones keep the sources from refilling it.
+REPO = Path(__file__).resolve().parents[3]
+SOURCE_ZONES = ("landing", "label-exports")
+WAREHOUSE_TABLES = (*TABLES, SNAPSHOT_TABLE.name)
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The world with every day materialized after snapshot s1 was made."""
+    world = build_world(tmp_path_factory.mktemp("erasure-world"))
+    with world.open() as instance:
+        materialize_days(instance, DAYS)
+    return world
+
+
+def lake_tables(home: Path) -> dict[str, pl.DataFrame]:
+    tables = home / "lake" / "tables"
+    return {str(p.relative_to(tables)): pl.read_parquet(p) for p in tables.rglob("*.parquet")}
+
+
+def duckdb_tables(home: Path) -> dict[str, pl.DataFrame]:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return {t: con.execute(f'SELECT * FROM "{t}"').pl() for t in WAREHOUSE_TABLES}
+
+
+def pick_subject(home: Path) -> tuple[str, str, erase.Erased]:
+    """A subject with production captures on several days, labels and rows in snapshot s1,
+    sharing no blob and no near-duplicate cluster with anyone else; (ref, pseudonym, ids)."""
+    key = local_key_file(home).read_text().strip().encode()
+    with sqlite3.connect(home / "capture_db.sqlite") as con:
+        refs = sorted({r for (r,) in con.execute("SELECT subject_ref FROM captures")})
+    by_pseudonym = dict(zip(pseudonymise(key, pl.Series(refs)), refs, strict=True))
+    tables = lake_tables(home)
+    manifests = pl.concat(
+        f for name, f in tables.items() if name.startswith("raw/") and "captures" in name
+    )
+    clusters = tables["annotations/near_duplicates.parquet"]
+    labels = duckdb_tables(home)["labels"]
+    s1 = set(snapshots.open(FIRST_SNAPSHOT).frame["subject_pseudonym"])
+    shared_blobs = set(manifests.filter(pl.col("sha256").is_duplicated())["sha256"])
+    joined = manifests.join(clusters, on="capture_id", how="left")
+    mixed = set(
+        joined.group_by("cluster_id")
+        .agg(pl.col("subject_pseudonym").n_unique())
+        .filter(pl.col("subject_pseudonym") > 1)["cluster_id"]
+        .drop_nulls()
+    )
+    for pseudonym, captures in manifests.group_by("subject_pseudonym", maintain_order=True):
+        pseudonym = pseudonym[0]
+        production = captures.filter(pl.col("source") == "production")
+        if (
+            pseudonym in s1
+            and production["capture_date"].n_unique() >= 2
+            and labels["capture_id"].is_in(captures["capture_id"]).any()
+            and not set(captures["sha256"]) & shared_blobs
+            and not set(joined.filter(pl.col("subject_pseudonym") == pseudonym)["cluster_id"])
+            & mixed
+        ):
+            ids = erase.Erased(
+                frozenset([pseudonym]),
+                frozenset(captures["capture_id"]),
+                frozenset(captures["sha256"]),
+                frozenset(captures["blob_key"]),
+            )
+            return by_pseudonym[pseudonym], pseudonym, ids
+    raise AssertionError("no sample subject fits")
+
+
+def needles(pseudonym: str, ids: erase.Erased) -> list[str]:
+    return [pseudonym, *ids.capture_ids, *ids.sha256s]
+
+
+def occurrences(home: Path, instance: dg.DagsterInstance, found: list[str]) -> dict[str, int]:
+    """Where any needle still occurs: lake files (names, bytes, parquet values), DuckDB, and
+    the instance's event log and run configs."""
+    hits: dict[str, int] = {}
+    lake = home / "lake"
+    for path in lake.rglob("*"):
+        rel = path.relative_to(lake)
+        if not path.is_file() or rel.parts[0] in SOURCE_ZONES:
+            continue
+        text = str(rel) + path.read_bytes().decode("latin-1")
+        if path.suffix == ".parquet":
+            text += pl.read_parquet(path).write_csv()
+        hits[f"lake/{rel}"] = sum(text.count(n) for n in found)
+    for table, frame in duckdb_tables(home).items():
+        hits[f"duckdb/{table}"] = sum(frame.write_csv().count(n) for n in found)
+    log = "".join(
+        serialize_value(event) + serialize_value(record.dagster_run.run_config)
+        for record in instance.get_run_records()
+        for event in instance.all_logs(record.dagster_run.run_id)
+    )
+    hits["dagster/event_log"] = sum(log.count(n) for n in found)
+    return {where: n for where, n in hits.items() if n}
+
+
+def without(frame: pl.DataFrame, ids: erase.Erased) -> pl.DataFrame:
+    return frame.filter(~erase.erased_mask(frame, ids))
+
+
+def erase_subject(ref: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(ref + "\n"))
+    assert erasure_cli.main(["subject", "--subject-ref", "-"]) == 0
+
+
+def test_erasing_a_subject_leaves_no_trace_and_no_other_change(
+    grown: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    world = grown.copy(tmp_path)
+    with world.open() as instance:
+        ref, pseudonym, ids = pick_subject(world.home)
+        lake_before, warehouse_before = lake_tables(world.home), duckdb_tables(world.home)
+        s1_before = snapshots.open(FIRST_SNAPSHOT)
+        assert occurrences(world.home, instance, needles(pseudonym, ids))
+
+        erase_subject(ref, monkeypatch)
+        printed = capsys.readouterr().out
+        assert ref not in printed and pseudonym not in printed
+
+        assert occurrences(world.home, instance, needles(pseudonym, ids)) == {}
+        lake_after = lake_tables(world.home)
+        for name, frame in lake_before.items():
+            assert_frame_equal(lake_after[name], without(frame, ids), check_exact=True)
+        warehouse_after = duckdb_tables(world.home)
+        for name, frame in warehouse_before.items():
+            key = ["capture_id", "task"] if name == "labels" else ["capture_id"]
+            if name == "annotator_quality":
+                assert_frame_equal(warehouse_after[name], frame)
+                continue
+            assert_frame_equal(
+                warehouse_after[name].sort(key), without(frame, ids).sort(key), check_exact=True
+            )
+        s1 = snapshots.open(FIRST_SNAPSHOT)
+        assert s1.version == 2
+        assert_frame_equal(s1.frame, without(s1_before.frame, ids), check_exact=True)
+        assert s1.history[0]["manifest_sha256"] == s1_before.manifest_sha256
+        redactions = lake_after[next(n for n in lake_after if "snapshot_redactions" in n)]
+        assert redactions.select("old_manifest_sha256", "new_manifest_sha256").row(0) == (
+            s1_before.manifest_sha256,
+            s1.manifest_sha256,
+        )
+        audit = erasure_cli.audit_frame()
+        assert audit.height == 1 and audit["captures"][0] == len(ids.capture_ids)
+        assert audit["blobs_deleted"][0] == len(ids.blob_keys)
+
+        # Re-running the extraction of every day and the campaign brings nobody back.
+        materialize_days(instance, DAYS)
+        assert occurrences(world.home, instance, needles(pseudonym, ids)) == {}
+        tombstoned = [
+            event.asset_materialization.metadata["tombstoned_rows"].value
+            for event in instance.get_event_records(
+                dg.EventRecordsFilter(
+                    dg.DagsterEventType.ASSET_MATERIALIZATION,
+                    asset_key=dg.AssetKey(["raw", "production_captures"]),
+                ),
+                limit=1,
+            )
+        ]
+        assert (
+            tombstoned == [sum(1 for c in ids.capture_ids if c.startswith("cap-"))]
+            or tombstoned[0] > 0
+        )
+
+
+def test_erasure_by_pseudonym_while_the_same_days_materialize(grown: World, tmp_path: Path) -> None:
+    """The extraction runs in its own process, as a run worker would, and has started (read no
+    tombstone yet, or is about to write the subject) when the erasure begins."""
+    world = grown.copy(tmp_path)
+    with world.open() as instance:
+        _, pseudonym, ids = pick_subject(world.home)
+        extraction = subprocess.Popen(
+            [
+                str(REPO / ".venv/bin/dagster"),
+                *("asset", "materialize", "-m", "identity_data.definitions"),
+                *("--select", "raw/production_captures,raw/production_quarantine"),
+                *("--partition-range", f"{DAYS[0]}...{DAYS[-1]}"),
+            ],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "DAGSTER_HOME": str(world.dagster_home),
+                "IDENTITY_DATA_HOME": str(world.home),
+                "IDENTITY_DATA_ENV": "local",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not instance.get_run_records(filters=dg.RunsFilter(statuses=erase_assets.ACTIVE)):
+                assert time.monotonic() < deadline and extraction.poll() is None
+                time.sleep(0.2)
+            assert erasure_cli.main(["subject", "--pseudonym", pseudonym]) == 0
+        finally:
+            assert extraction.wait(timeout=600) == 0
+        assert occurrences(world.home, instance, needles(pseudonym, ids)) == {}
+
+
+def test_bigquery_rows_are_erased_like_duckdb_rows(
+    grown: World, tmp_path: Path, bqemulator: Service
+) -> None:
+    world = grown.copy(tmp_path)
+    with world.open():
+        _, _, ids = pick_subject(world.home)
+    local = DuckDBWarehouse(world.home / "warehouse.duckdb")
+    specs = [TABLES[n] for n in erase.WAREHOUSE_SLICES if n in TABLES] + [SNAPSHOT_TABLE]
+    with deployment_env({}):
+        bq = BigQueryWarehouse(
+            "test-project",
+            f"erasure_{uuid.uuid4().hex[:8]}",
+            "US",
+            client=bigquery_client(bqemulator.url),
+        )
+        for spec in specs:
+            bq.replace_slice(spec, local.read(spec, {}), {})
+        removed_bq = erase.scrub_warehouse(bq, ids, {})
+        removed_local = erase.scrub_warehouse(local, ids, {})
+        assert removed_bq == removed_local and sum(removed_bq.values()) > 0
+        for spec in specs:
+            order = [c for c in ("capture_id", "task", "snapshot_id") if c in spec.columns]
+            assert_frame_equal(bq.read(spec, {}).sort(order), local.read(spec, {}).sort(order))
+            assert without(bq.read(spec, {}), ids).height == bq.read(spec, {}).height
