@@ -39,7 +39,8 @@ test: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dg dev --host 127.0.0.1 --port 3000
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.consensus
 	$(BIN)/python -m benchmarks.annotations
 	$(BIN)/python -m benchmarks.detectors

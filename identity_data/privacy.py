@@ -24,9 +24,7 @@ def check_key(key: str | None, setting: str = "IDENTITY_DATA_PSEUDONYM_KEY") -> 
 
 
 def pseudonymise(key: bytes, refs: pl.Series) -> pl.Series:
-    """HMAC-SHA256 of each reference, hex; nulls stay null."""
-    return refs.map_elements(
-        lambda ref: hmac.new(key, ref.encode(), hashlib.sha256).hexdigest(),
-        return_dtype=pl.String,
-        skip_nulls=True,
-    )
+    """HMAC-SHA256 of each reference, hex; nulls stay null. Hashed once per distinct value."""
+    distinct = refs.drop_nulls().unique()
+    hashed = [hmac.new(key, ref.encode(), hashlib.sha256).hexdigest() for ref in distinct]
+    return refs.replace_strict(distinct, pl.Series(hashed, dtype=pl.String), return_dtype=pl.String)

@@ -10,7 +10,7 @@ from identity_data.defs.annotations.checks import (
     duplicate_check_result,
     duplicate_check_spec,
 )
-from identity_data.defs.annotations.infer import ANNOTATOR_CODE_VERSION, annotate_blobs
+from identity_data.defs.annotations.infer import ANNOTATOR_CODE_VERSION, annotate_captures
 from identity_data.defs.annotations.metadata import annotation_metadata
 from identity_data.defs.annotations.schemas import NearDuplicates
 from identity_data.defs.raw.assets import SOURCES, CaptureSource
@@ -18,7 +18,14 @@ from identity_data.stores.deployment import Deployment
 from identity_data.validation import schema_check, schema_check_spec
 
 NEAR_DUPLICATES = dg.AssetKey(["annotations", "near_duplicates"])
-MANIFEST_COLUMNS = ["capture_id", "blob_key", "capture_type", "source_label", "source_partition"]
+MANIFEST_COLUMNS = [
+    "capture_id",
+    "blob_key",
+    "sha256",
+    "capture_type",
+    "source_label",
+    "source_partition",
+]
 # Face detection is the one heavy step: under k8s_job_executor it gets its own pod with these
 # resources (detector workers use every core; ARCHITECTURE.md, "Running on Kubernetes").
 HEAVY_STEP_TAGS = {
@@ -52,11 +59,11 @@ def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
         op_tags=HEAVY_STEP_TAGS,
     )
     def _asset(context: dg.AssetExecutionContext, deployment: Deployment, manifest: pl.DataFrame):
-        """Run the face detector and image metrics over the partition's blobs on every core."""
-        rows = annotate_blobs(
-            list(zip(manifest["capture_id"], manifest["blob_key"], strict=True)),
-            reader=deployment.lake.read,
-        ).join(manifest.select("capture_id", "source_partition"), on="capture_id")
+        """Annotate each distinct blob content once, reusing the lake's cache, on every core."""
+        lake = deployment.lake
+        rows = annotate_captures(manifest, lake.read, lake).join(
+            manifest.select("capture_id", "source_partition"), on="capture_id"
+        )
         yield dg.Output(
             rows, metadata={"dagster/row_count": rows.height, **annotation_metadata(rows)}
         )

@@ -1,15 +1,18 @@
 """Model-inferred annotations for captures: decode, detect faces, measure quality, hash.
 
-`annotate_blobs` is the one entry point; it runs inline for one worker and on a process pool
-(one detector per worker, loaded once) otherwise. Every input yields exactly one row.
+`annotate_blobs` runs inline for one worker and otherwise on this process's warm pool (one
+detector per worker, loaded once per process lifetime); every input yields exactly one row.
+`annotate_captures`, which the assets call, runs it once per distinct content not yet cached.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
 import os
+import pickle
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -18,6 +21,8 @@ import polars as pl
 
 from identity_data.defs.annotations import imaging
 from identity_data.defs.annotations.detector import FaceDetector, MtcnnDetector
+from identity_data.stores.blobs import BlobStore
+from identity_data.stores.content_cache import ContentCache
 
 # Bump when the row-building or metric code changes meaning, so the asset re-materialises.
 METRICS_VERSION = "2"
@@ -147,22 +152,36 @@ def _unreadable(capture_id: str, exc: Exception, detector: FaceDetector) -> Row:
     return row
 
 
-# Per-process state of a pool worker: set once by _init_worker.
+# Per-process state of a pool worker (or of the caller, inline): set once by _init_worker.
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(factory: Callable[[], FaceDetector], reader: Reader | None) -> None:
+def _init_worker(factory: Callable[[], FaceDetector]) -> None:
+    # Compared pickled: an equal factory (e.g. a functools.partial rebuilt) reuses the detector.
+    token = pickle.dumps(factory)
+    if _WORKER.get("factory") == token:
+        return
     # One OpenCV thread per process: parallelism comes from the pool, and idle OpenCV pool
     # threads spinning next to other workers halve throughput.
     cv2.setNumThreads(1)
     detector = factory()
     detector.load()
-    _WORKER.update(detector=detector, reader=reader)
+    _WORKER.update(detector=detector, factory=token)
 
 
-def _run_chunk(chunk: Sequence[tuple[str, bytes | str]]) -> list[Row]:
+@functools.lru_cache(maxsize=4)
+def _reader(pickled: bytes) -> Reader:
+    # A pool task carries its reader pickled; unpickling once per worker keeps e.g. a GCS
+    # store's client (built on first use) alive across the chunks of a run.
+    return pickle.loads(pickled)
+
+
+def _run_pooled(chunk: Sequence[tuple[str, bytes | str]], reader: bytes | None) -> list[Row]:
+    return _run_chunk(chunk, None if reader is None else _reader(reader))
+
+
+def _run_chunk(chunk: Sequence[tuple[str, bytes | str]], reader: Reader | None) -> list[Row]:
     detector: FaceDetector = _WORKER["detector"]  # type: ignore[assignment]
-    reader: Reader | None = _WORKER["reader"]  # type: ignore[assignment]
     rows = []
     for capture_id, payload in chunk:
         if reader is None:
@@ -175,6 +194,29 @@ def _run_chunk(chunk: Sequence[tuple[str, bytes | str]]) -> list[Row]:
             continue
         rows.append(annotate_one(capture_id, data, detector))
     return rows
+
+
+# The warm pool of this process: (workers, detector factory) -> pool. Kept across calls, so a
+# run (or a long-lived code server) pays the ~1 s of worker start-up and model loading once,
+# not once per partition; replaced only when the worker count or the detector changes.
+_POOL: dict[tuple[int, Callable[[], FaceDetector]], ProcessPoolExecutor] = {}
+
+
+def warm_pool(workers: int, factory: Callable[[], FaceDetector]) -> ProcessPoolExecutor:
+    """This process's pool of `workers` annotation workers, each with a loaded detector."""
+    key = (workers, factory)
+    if key not in _POOL:
+        for stale in _POOL.values():
+            stale.shutdown(wait=False, cancel_futures=True)
+        _POOL.clear()
+        # forkserver: workers never inherit the caller's threads (Dagster runs some) or locks.
+        ctx = multiprocessing.get_context("forkserver")
+        # Import the heavy modules once in the fork server instead of once per worker.
+        ctx.set_forkserver_preload([__name__])
+        _POOL[key] = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(factory,)
+        )
+    return _POOL[key]
 
 
 def _chunks(items: Sequence[tuple[str, object]], size: int) -> Iterable[Sequence]:
@@ -207,20 +249,56 @@ def annotate_blobs(
     ordered = sorted(items, key=lambda item: item[0])
 
     if workers <= 1 or len(ordered) <= chunk_size:
-        _init_worker(detector_factory, reader)
-        rows = [row for chunk in _chunks(ordered, chunk_size) for row in _run_chunk(chunk)]
+        _init_worker(detector_factory)
+        rows = [row for chunk in _chunks(ordered, chunk_size) for row in _run_chunk(chunk, reader)]
     else:
-        # forkserver: workers never inherit the caller's threads (Dagster runs some) or locks.
-        ctx = multiprocessing.get_context("forkserver")
-        # Import the heavy modules once in the fork server instead of once per worker.
-        ctx.set_forkserver_preload([__name__])
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(detector_factory, reader),
-        ) as pool:
-            rows = [
-                row for rows in pool.map(_run_chunk, _chunks(ordered, chunk_size)) for row in rows
-            ]
+        pool = warm_pool(workers, detector_factory)
+        run = functools.partial(
+            _run_pooled, reader=None if reader is None else pickle.dumps(reader)
+        )
+        rows = [row for rows in pool.map(run, _chunks(ordered, chunk_size)) for row in rows]
     return pl.DataFrame(rows, schema=ANNOTATION_SCHEMA)
+
+
+ANNOTATION_CACHE = "annotations"
+CONTENT_SCHEMA = {c: t for c, t in ANNOTATION_SCHEMA.items() if c != "capture_id"}
+
+
+def annotate_captures(
+    manifest: pl.DataFrame,
+    reader: Reader,
+    cache_store: BlobStore | None,
+    workers: int | None = None,
+    *,
+    detector_factory: Callable[[], FaceDetector] = default_detector,
+) -> pl.DataFrame:
+    """One row per manifest capture (`capture_id`, `sha256`, `blob_key`), sorted by capture_id.
+
+    The detector runs once per distinct content, not per capture; with `cache_store`, once per
+    (sha256, code version) across the whole lake: known contents come from the cache and only
+    new ones are annotated (and then stored). `cache_store=None` computes everything.
+    """
+    contents = manifest.group_by("sha256").agg(pl.col("blob_key").min()).sort("sha256")
+    cache = None
+    if cache_store is not None:
+        cache = ContentCache(cache_store, ANNOTATION_CACHE, code_version(detector_factory()))
+        known = cache.get(contents["sha256"], CONTENT_SCHEMA)
+    else:
+        known = pl.DataFrame(schema={"sha256": pl.String, **CONTENT_SCHEMA})
+    todo = contents.join(known.select("sha256"), on="sha256", how="anti")
+    fresh = annotate_blobs(
+        list(zip(todo["sha256"], todo["blob_key"], strict=True)),
+        workers,
+        reader=reader,
+        detector_factory=detector_factory,
+    ).rename({"capture_id": "sha256"})
+    if cache is not None:
+        # A storage failure says nothing about the content: it is retried, never remembered.
+        cache.put(fresh.filter(pl.col("decode_status") != imaging.DecodeStatus.UNREADABLE.value))
+    by_content = pl.concat([known, fresh], how="vertical_relaxed")
+    return (
+        manifest.select("capture_id", "sha256")
+        .join(by_content, on="sha256", how="left")
+        .select(list(ANNOTATION_SCHEMA))
+        .sort("capture_id")
+    )

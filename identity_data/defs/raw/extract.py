@@ -2,7 +2,8 @@
 
 Every source (capture database, campaign drop folders, open datasets) is reduced to the same
 record frame, then `ingest` copies blobs into the raw zone and pseudonymises subjects, so the
-three sources share one implementation.
+three sources share one implementation. Work is per distinct blob, not per record: a day of a
+million rows over a few hundred blobs reads, hashes and decodes a few hundred blobs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import PurePosixPath
 
+import PIL
 import polars as pl
 import sqlalchemy as sa
 
@@ -21,6 +23,7 @@ from identity_data.defs.annotations.imaging import decode
 from identity_data.defs.raw.schemas import CAPTURE_TYPES, CaptureManifest, RawQuarantine
 from identity_data.privacy import pseudonymise
 from identity_data.stores.blobs import BlobStore, content_key
+from identity_data.stores.content_cache import ContentCache
 from identity_data.validation import conform, empty_frame
 
 RECORD_SCHEMA = {
@@ -133,6 +136,30 @@ def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(faults).unique("record", keep="first", maintain_order=True)
 
 
+BLOB_SCHEMA = {
+    "source_key": pl.String,
+    "blob_uri": pl.String,
+    "stored_key": pl.String,
+    "sha256": pl.String,
+    "bytes": pl.Int64,
+    "width": pl.Int64,
+    "height": pl.Int64,
+    "decode_status": pl.String,
+    "reason": pl.String,
+}
+DECODE_SCHEMA = {
+    "decode_status": pl.String(),
+    "reason": pl.String(),
+    "width": pl.Int64(),
+    "height": pl.Int64(),
+}
+DECODE_CACHE = "decode"
+# A decode outcome depends on the bytes, on imaging.decode's rules and on Pillow's decoders.
+DECODE_VERSION = f"decode-1-pillow{PIL.__version__}"
+# Distinct blobs held in memory at once: bounds memory whatever the day's size.
+BLOB_CHUNK = 64
+
+
 def ingest(
     records: pl.DataFrame,
     read_blob: Callable[[str], bytes],
@@ -141,26 +168,16 @@ def ingest(
     source: str,
     partition: str,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Copy blobs into the raw zone; build (manifest, quarantine), rows in = out + quarantined."""
+    """Copy blobs into the raw zone; build (manifest, quarantine), rows in = out + quarantined.
+
+    Each distinct source blob is read, hashed and stored once however many records share it,
+    and decoded once per content across the lake (the decode cache)."""
     faults = _record_faults(records)
     valid = records.join(faults.select("record"), on="record", how="anti")
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        stored = list(pool.map(lambda k: _store_blob(k, read_blob, lake), valid["blob_key"]))
-    blobs = pl.DataFrame(
-        stored,
-        orient="row",
-        schema={
-            "blob_uri": pl.String,
-            "stored_key": pl.String,
-            "sha256": pl.String,
-            "bytes": pl.Int64,
-            "width": pl.Int64,
-            "height": pl.Int64,
-            "decode_status": pl.String,
-            "reason": pl.String,
-        },
+    blobs = store_blobs(valid["blob_key"].unique().sort().to_list(), read_blob, lake)
+    valid = valid.join(
+        blobs, left_on="blob_key", right_on="source_key", how="left", maintain_order="left"
     )
-    valid = valid.hstack(blobs)
     blob_faults = valid.filter(pl.col("decode_status") != "ok").select(
         "record",
         "capture_id",
@@ -184,25 +201,72 @@ def ingest(
     )
 
 
-def _store_blob(source_key: str, read_blob: Callable[[str], bytes], lake: BlobStore) -> tuple:
+def store_blobs(
+    source_keys: list[str], read_blob: Callable[[str], bytes], lake: BlobStore
+) -> pl.DataFrame:
+    """One BLOB_SCHEMA row per distinct source key: where its content sits in the raw zone and
+    whether it decodes. Read in chunks of BLOB_CHUNK blobs, on threads (the work is I/O, hashing
+    and decoding, which release the GIL)."""
+    cache = ContentCache(lake, DECODE_CACHE, DECODE_VERSION)
+    rows: list[tuple] = []
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for start in range(0, len(source_keys), BLOB_CHUNK):
+            chunk = source_keys[start : start + BLOB_CHUNK]
+            fetched = list(pool.map(lambda k: _store_blob(k, read_blob, lake), chunk))
+            stored = {row[3]: data for row, data in fetched if data}
+            known = cache.get(stored, DECODE_SCHEMA)
+            todo = sorted(set(stored) - set(known["sha256"]))
+            decoded = list(pool.map(decode, [stored[sha] for sha in todo]))
+            fresh = pl.DataFrame(
+                [
+                    (sha, str(d.status), d.reason, d.width, d.height)
+                    for sha, d in zip(todo, decoded, strict=True)
+                ],
+                schema={"sha256": pl.String, **DECODE_SCHEMA},
+                orient="row",
+            )
+            cache.put(fresh)
+            outcome = {r[0]: r[1:] for r in pl.concat([known, fresh]).iter_rows()}
+            rows += [
+                row if data is None else (*row[:5], *_decoded(outcome[row[3]]))
+                for row, data in fetched
+            ]
+    return pl.DataFrame(rows, schema=BLOB_SCHEMA, orient="row")
+
+
+def _decoded(outcome: tuple) -> tuple:
+    status, reason, width, height = outcome
+    return width, height, status, reason
+
+
+def _store_blob(
+    source_key: str, read_blob: Callable[[str], bytes], lake: BlobStore
+) -> tuple[tuple, bytes | None]:
+    """(row, data): the row is complete when the blob cannot be stored; else its decode part is
+    filled in by the caller from `data`."""
     try:
         data = read_blob(source_key)
     except FileNotFoundError:
-        return (None, None, None, None, None, None, "missing", f"blob not found: {source_key}")
-    decoded = decode(data)
+        row = (
+            source_key,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "missing",
+            f"blob not found: {source_key}",
+        )
+        return row, None
     if not data:
-        return (None, None, None, 0, None, None, str(decoded.status), decoded.reason)
+        empty = decode(data)
+        return (source_key, None, None, None, 0, None, None, str(empty.status), empty.reason), None
     suffix = PurePosixPath(source_key).suffix.lower() or ".bin"
     key, digest = content_key(data, suffix)
+    # Checked by key first: content already in the raw zone is never sent again (on GCS an
+    # existence check is a metadata request; a create-only upload would send the bytes).
     # Broken blobs are kept in the raw zone too: the quarantine row points at them.
-    lake.put_if_absent(key, data)
-    return (
-        lake.uri(key),
-        key,
-        digest,
-        len(data),
-        decoded.width,
-        decoded.height,
-        str(decoded.status),
-        decoded.reason,
-    )
+    if not lake.exists(key):
+        lake.put_if_absent(key, data)
+    return (source_key, lake.uri(key), key, digest, len(data), None, None, None, None), data

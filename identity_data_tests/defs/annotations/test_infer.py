@@ -1,14 +1,16 @@
+import functools
 import importlib.resources
 
 import cv2
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from identity_data.defs.annotations import infer
 from identity_data.defs.annotations.detector import MtcnnDetector, files_sha256
 from identity_data.defs.annotations.schemas import AnnotationRows
-from identity_data.stores.blobs import LocalBlobStore
+from identity_data.stores.blobs import LocalBlobStore, content_key
 from identity_data_tests.defs.annotations import images
 
 
@@ -114,3 +116,70 @@ def test_repeated_capture_ids_are_an_error() -> None:
 def test_empty_input_gives_empty_typed_frame() -> None:
     rows = infer.annotate_blobs([], workers=1)
     assert rows.height == 0 and rows.schema == pl.Schema(infer.ANNOTATION_SCHEMA)
+
+
+class CountingDetector(MtcnnDetector):
+    """The real detector, counting the images it sees (inline runs only: one process)."""
+
+    calls = 0
+
+    def detect(self, image):
+        CountingDetector.calls += 1
+        return super().detect(image)
+
+
+def _manifest(store: LocalBlobStore, blobs: dict[str, bytes]) -> pl.DataFrame:
+    rows = []
+    for capture_id, data in blobs.items():
+        key, digest = content_key(data, ".jpg")
+        store.put_if_absent(key, data)
+        rows.append((capture_id, digest, key))
+    return pl.DataFrame(rows, schema=["capture_id", "sha256", "blob_key"], orient="row")
+
+
+def test_annotations_are_computed_once_per_content_and_version(tmp_path) -> None:
+    store = LocalBlobStore(tmp_path)
+    face, hopper = images.jpeg(images.astronaut()), images.jpeg(images.grace_hopper())
+    manifest = _manifest(store, {"c1": face, "c2": face, "c3": hopper})
+
+    def run(m: pl.DataFrame, cache, factory=CountingDetector) -> tuple[pl.DataFrame, int]:
+        CountingDetector.calls = 0
+        rows = infer.annotate_captures(m, store.read, cache, 1, detector_factory=factory)
+        return rows, CountingDetector.calls
+
+    uncached, calls = run(manifest, None)
+    assert calls == 2  # two contents, three captures
+    first, calls = run(manifest, store)
+    assert calls == 2
+    again, calls = run(manifest, store)
+    assert calls == 0
+    assert_frame_equal(first, uncached)
+    assert_frame_equal(again, uncached)
+    AnnotationRows.validate(again)
+    assert again["capture_id"].to_list() == ["c1", "c2", "c3"]
+
+    # A changed blob is a new content: only it is annotated.
+    changed = _manifest(store, {"c1": face, "c3": images.jpeg(images.grace_hopper(), 60)})
+    rows, calls = run(changed, store)
+    assert calls == 1
+    assert_frame_equal(rows, run(changed, None)[0])
+
+    # A new code version (here: another detector parameter) re-annotates everything.
+    other = functools.partial(CountingDetector, min_face_size=30.0)
+    _, calls = run(manifest, store, other)
+    assert calls == 2
+    _, calls = run(manifest, store, other)
+    assert calls == 0
+
+
+def test_storage_failures_are_not_cached(tmp_path) -> None:
+    store = LocalBlobStore(tmp_path)
+    manifest = _manifest(store, {"c1": images.jpeg(images.astronaut())})
+    key = manifest["blob_key"][0]
+    data = store.read(key)
+    (tmp_path / key).unlink()
+    rows = infer.annotate_captures(manifest, store.read, store, 1)
+    assert rows["decode_status"].to_list() == ["unreadable"]
+    store.put_if_absent(key, data)
+    rows = infer.annotate_captures(manifest, store.read, store, 1)
+    assert rows["decode_status"].to_list() == ["ok"]

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 from polars.testing import assert_frame_equal
 
+from identity_data.defs.raw import extract
 from identity_data.defs.raw.extract import RECORD_SCHEMA, ingest, manifest_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.privacy import pseudonymise
@@ -117,3 +118,67 @@ def test_manifest_without_required_column_fails_naming_it(stores):
     src.put_if_absent("drop/c2/manifest.csv", b"capture_id,file\nx,a.jpg\n")
     with pytest.raises(ValueError, match=r"drop/c2/manifest.csv: manifest lacks columns"):
         manifest_records(src, "drop/c2")
+
+
+class CountingLake(LocalBlobStore):
+    """The real local store, counting create attempts of raw-zone blobs."""
+
+    puts = 0
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        CountingLake.puts += key.startswith("raw/")
+        return super().put_if_absent(key, data)
+
+
+def test_blobs_are_read_once_and_decoded_once_per_content(tmp_path, monkeypatch):
+    src, lake = LocalBlobStore(tmp_path / "src"), CountingLake(tmp_path / "lake")
+    src.put_if_absent("a.jpg", jpeg(10))
+    src.put_if_absent("b.jpg", jpeg(200))
+    reads, decodes = [], []
+    real_decode = extract.decode
+    monkeypatch.setattr(extract, "decode", lambda data: decodes.append(1) or real_decode(data))
+
+    def read(key: str) -> bytes:
+        reads.append(key)
+        return src.read(key)
+
+    recs = records(
+        [
+            {"record": f"r{i}", "capture_id": f"c{i}", "blob_key": "ab"[i % 2] + ".jpg"}
+            for i in range(50)
+        ]
+    )
+    first, _ = ingest(recs, read, lake, KEY, "production", "2026-11-28")
+    assert sorted(reads) == ["a.jpg", "b.jpg"] and len(decodes) == 2 and CountingLake.puts == 2
+    reads.clear(), decodes.clear()
+    CountingLake.puts = 0
+    again, _ = ingest(recs, read, lake, KEY, "production", "2026-11-28")
+    # Re-run: each source blob read once to hash it, nothing decoded, nothing copied again.
+    assert len(reads) == 2 and decodes == [] and CountingLake.puts == 0
+    assert_frame_equal(first, again)
+
+    # A blob changed at the same source key is a new content: decoded and stored.
+    (tmp_path / "src" / "b.jpg").write_bytes(jpeg(90))
+    changed, _ = ingest(recs, read, lake, KEY, "production", "2026-11-28")
+    assert len(decodes) == 1 and CountingLake.puts == 1
+    assert changed["sha256"].n_unique() == 2
+    assert set(changed["sha256"]) != set(first["sha256"])
+
+
+def test_decode_cache_gives_the_same_manifest_as_decoding(tmp_path):
+    src = LocalBlobStore(tmp_path / "src")
+    for name, data in {"a.jpg": jpeg(10), "t.jpg": jpeg(50)[:300], "x.jpg": b"no"}.items():
+        src.put_if_absent(name, data)
+    recs = records(
+        [
+            {"record": f"r{i}", "capture_id": f"c{i}", "blob_key": k}
+            for i, k in enumerate(["a.jpg", "t.jpg", "x.jpg", "a.jpg"])
+        ]
+    )
+    cold = ingest(recs, src.read, LocalBlobStore(tmp_path / "cold"), KEY, "production", "d")
+    warm_lake = LocalBlobStore(tmp_path / "warm")
+    ingest(recs, src.read, warm_lake, KEY, "production", "d")
+    warm = ingest(recs, src.read, warm_lake, KEY, "production", "d")
+    strip = pl.col("blob_uri").str.replace(r"^.*/raw/", "raw/")
+    for c, w in zip(cold, warm, strict=True):
+        assert_frame_equal(c.with_columns(strip), w.with_columns(strip))

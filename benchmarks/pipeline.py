@@ -1,0 +1,345 @@
+"""The pipeline against bare scripts doing the same work, side by side, in one run.
+
+    .venv/bin/python -m benchmarks.pipeline [--sizes 10000,100000,1000000] [--images 300]
+                                            [--backfill-days 30] [--work DIR]
+
+Every figure is a whole process (or process tree) started from scratch, as a CLI run or the
+daemon's run launcher starts it: CPU-seconds of the tree (getrusage of reaped children), wall
+time and peak RSS summed over the tree (sampled from /proc every 0.2 s). Rows:
+
+- raw extraction of one day of N captures over ~210 distinct blobs (`dagster asset materialize`
+  of raw/production_*) vs benchmarks/bare_extract.py (one query, HMAC, each distinct blob once,
+  one parquet file, one DuckDB load);
+- the whole production chain (raw, annotations, warehouse) over an empty day vs one import of
+  the definitions;
+- a backfill of D days as one run (single-run policy) vs D runs of one day;
+- the chain's first run over a day vs a re-run with nothing changed;
+- annotation images/s on 1 and 2 workers vs the bare detector loop (benchmarks/annotations.py).
+
+Days with many rows are made from one generated sample (`python -m identity_data.sample
+--images-sample`) by copying that day's rows in SQLite under new capture ids: the generator
+plans row by row in Python, ~1 ms a row, which would dominate a 1M-row set-up.
+Other processes share the cores (load average printed): compare CPU-seconds and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+BIN = Path(sys.executable).parent
+DAY = date(2026, 11, 28)
+RAW = ["raw/production_captures", "raw/production_quarantine"]
+CHAIN = [
+    *RAW,
+    "annotations/production_annotations",
+    "warehouse/production_captures",
+    "warehouse/production_annotations",
+]
+SAMPLE_DAYS = 30
+IMPORT = "from identity_data.definitions import defs; defs()"
+
+
+@dataclass(frozen=True)
+class Measure:
+    cpu: float
+    wall: float
+    peak_mib: float
+
+    def __add__(self, other: Measure) -> Measure:
+        return Measure(
+            self.cpu + other.cpu, self.wall + other.wall, max(self.peak_mib, other.peak_mib)
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    work: str
+    project: Measure
+    reference_label: str
+    reference: Measure
+    target: str
+
+    @property
+    def ratio(self) -> float:
+        return self.project.cpu / self.reference.cpu if self.reference.cpu else float("nan")
+
+
+def _tree_rss(root: int) -> int:
+    from benchmarks.annotations import _tree
+
+    return sum(rss for rss, _ in _tree(root).values())
+
+
+def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measure:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.2)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        tail = log.read_text()[-3000:]
+        raise SystemExit(f"{' '.join(cmd[:4])} failed ({proc.returncode}); log {log}:\n{tail}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Measure(cpu, wall, peak / 2**20)
+
+
+class Bench:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.home = work / "data"
+        self.dagster_home = work / "dagster_home"
+        self.logs = work / "logs"
+        self.runs = 0
+        self.env = {
+            **os.environ,
+            "IDENTITY_DATA_ENV": "local",
+            "IDENTITY_DATA_HOME": str(self.home),
+            "DAGSTER_HOME": str(self.dagster_home),
+        }
+        self.env.pop("IDENTITY_DATA_PSEUDONYM_KEY", None)
+
+    def prepare(self, days: int) -> None:
+        marker = self.work / f"sample-{days}.done"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "dagster.yaml", self.dagster_home / "dagster.yaml")
+        if marker.exists():
+            return
+        from identity_data.sample import generate
+        from identity_data.settings import ensure_local_key
+
+        print(f"generating the sample ({days} days, 100 captures a day over 210 blobs) ...")
+        generate(self.home, 7, days, 100, DAY, campaigns=0, images_sample=210)
+        ensure_local_key(self.home)
+        marker.touch()
+
+    def reset(self) -> None:
+        """Forget every output (lake tables, raw zone, content caches, warehouse)."""
+        for sub in ("lake/raw", "lake/tables", "lake/cache"):
+            shutil.rmtree(self.home / sub, ignore_errors=True)
+        (self.home / "warehouse.duckdb").unlink(missing_ok=True)
+
+    def scale(self, day: date, rows: int) -> int:
+        """Make `day` hold `rows` captures: its generated rows plus copies under new ids."""
+        lo, hi = f"{day} 00:00:00", f"{day + timedelta(days=1)} 00:00:00"
+        with sqlite3.connect(self.home / "capture_db.sqlite") as con:
+            con.execute("DELETE FROM captures WHERE instr(capture_id, '~') > 0")
+            base = con.execute(
+                "SELECT count(*) FROM captures WHERE captured_at >= ? AND captured_at < ?",
+                (lo, hi),
+            ).fetchone()[0]
+            need = max(0, rows - base)
+            con.execute(
+                "INSERT INTO captures WITH RECURSIVE k(i) AS "
+                "(SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?) "
+                "SELECT c.capture_id || '~' || k.i, c.session_id, c.subject_ref, c.capture_type, "
+                "c.device, c.captured_at, c.blob_path FROM k, captures c "
+                "WHERE c.captured_at >= ? AND c.captured_at < ? LIMIT ?",
+                (need // max(base, 1) + 1, lo, hi, need),
+            )
+        return base + need
+
+    def run(self, name: str, keys: list[str], *partition: str) -> Measure:
+        self.runs += 1
+        cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "identity_data.definitions"]
+        return measure(
+            [*cmd, "--select", ",".join(keys), *partition],
+            self.env,
+            self.logs / f"{self.runs:03d}-{name}.log",
+        )
+
+    def day(self, name: str, keys: list[str], day: date) -> Measure:
+        return self.run(name, keys, "--partition", str(day))
+
+    def bare(self, day: date) -> Measure:
+        out = self.work / "bare"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [sys.executable, "-m", "benchmarks.bare_extract", str(self.home), str(day), str(out)]
+        return measure(cmd, self.env, self.logs / "bare.log")
+
+    def import_once(self) -> Measure:
+        return measure([sys.executable, "-c", IMPORT], self.env, self.logs / "import.log")
+
+
+def annotation_rows(n: int) -> list[Row]:
+    """Images/s of the annotation code on 1 and 2 workers vs the bare loop, in this process."""
+    from benchmarks.annotations import _timed, bare_loop
+    from identity_data.defs.annotations import infer
+    from identity_data_tests.defs.annotations.images import jpeg, scenes
+
+    items = [(f"cap-{i:05d}", jpeg(img, 88)) for i, img in enumerate(scenes(n, seed=42))]
+    infer.annotate_blobs(items[:8], workers=1)  # imports and caches, as in a running process
+    t_bare, _, m_bare = _timed(bare_loop, items)
+    t_one, _, m_one = _timed(infer.annotate_blobs, items, workers=1)
+    # A cold pool first (a process's first partition), then the same pool warm.
+    t_cold, _, m_cold = _timed(infer.annotate_blobs, items, workers=2)
+    t_warm, _, m_warm = _timed(infer.annotate_blobs, items, workers=2)
+
+    def m(t: float, mon) -> Measure:
+        return Measure(mon.cpu_seconds, t, mon.peak_rss / 2**20)
+
+    bare = m(t_bare, m_bare)
+    label = f"bare loop, {n / t_bare:.1f} img/s"
+    return [
+        Row(
+            f"annotate {n} images, 1 worker: {n / t_one:.1f} img/s",
+            m(t_one, m_one),
+            label,
+            bare,
+            "img/s >= 0.9x bare",
+        ),
+        Row(
+            f"annotate, 2 workers, cold pool: {n / t_cold:.1f} img/s",
+            m(t_cold, m_cold),
+            label,
+            bare,
+            "img/s >= 1.8x bare",
+        ),
+        Row(
+            f"annotate, 2 workers, warm pool: {n / t_warm:.1f} img/s",
+            m(t_warm, m_warm),
+            label,
+            bare,
+            "img/s >= 1.8x bare",
+        ),
+    ]
+
+
+def table(rows: list[Row], load: tuple[float, float]) -> str:
+    head = (
+        "| work | project CPU-s | wall s | peak MiB | reference | CPU-s | wall s | peak MiB "
+        "| CPU ratio | wall ratio | target |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {r.work} | {r.project.cpu:.1f} | {r.project.wall:.1f} | {r.project.peak_mib:.0f} "
+        f"| {r.reference_label} | {r.reference.cpu:.1f} | {r.reference.wall:.1f} "
+        f"| {r.reference.peak_mib:.0f} | {r.ratio:.2f} "
+        f"| {r.project.wall / r.reference.wall:.2f} | {r.target} |"
+        for r in rows
+    ]
+    note = (
+        f"\nLoad average (1 min) before: {load[0]:.2f}, after: {load[1]:.2f}, on "
+        f"{len(os.sched_getaffinity(0))} cores.\n"
+    )
+    return head + "\n".join(lines) + "\n" + note
+
+
+def chart(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 0.55 * len(rows) + 1.5))
+    ys = range(len(rows))
+    ax.barh([y + 0.2 for y in ys], [r.project.cpu for r in rows], 0.4, label="project")
+    ax.barh([y - 0.2 for y in ys], [r.reference.cpu for r in rows], 0.4, label="reference")
+    ax.set_yticks(list(ys), [r.work for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("CPU-seconds (log scale)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__)
+    p.add_argument("--sizes", default="10000,100000,1000000", help="rows per day, comma-separated")
+    p.add_argument("--images", type=int, default=300, help="images for the annotation rows")
+    p.add_argument("--backfill-days", type=int, default=30)
+    p.add_argument("--work", type=Path, default=Path("/tmp/identity_data_bench"))
+    p.add_argument("--out", default="pipeline", help="name of the table and chart files")
+    args = p.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    load_before = os.getloadavg()[0]
+    print(f"load average before: {load_before:.2f}")
+
+    bench = Bench(args.work)
+    bench.prepare(max(args.backfill_days, SAMPLE_DAYS))
+    rows: list[Row] = []
+
+    imported = bench.import_once()
+    bench.reset()
+    empty = bench.day("empty-day", CHAIN, DAY + timedelta(days=1))
+    rows.append(
+        Row(
+            "production chain, empty day", empty, "one import of the definitions", imported, "<= 2x"
+        )
+    )
+
+    if args.backfill_days > 1:
+        days = [DAY - timedelta(days=i) for i in reversed(range(args.backfill_days))]
+        bench.reset()
+        single = bench.run("backfill", CHAIN, "--partition-range", f"{days[0]}...{days[-1]}")
+        bench.reset()
+        many = Measure(0.0, 0.0, 0.0)
+        for d in days:
+            many = many + bench.day(f"day-{d}", CHAIN, d)
+        rows.append(
+            Row(
+                f"{len(days)}-day backfill, one run",
+                single,
+                f"{len(days)} runs of one day",
+                many,
+                "single run cheaper",
+            )
+        )
+
+    for i, size in enumerate(sorted(sizes)):
+        n = bench.scale(DAY, size)
+        print(f"day {DAY}: {n} rows")
+        bare = bench.bare(DAY)
+        bench.reset()
+        raw = bench.day(f"raw-{size}", RAW, DAY)
+        rows.append(Row(f"raw extraction, {n:,} rows", raw, "bare script", bare, "<= 2x"))
+        if i == 0:
+            bench.reset()
+            first = bench.day(f"chain-first-{size}", CHAIN, DAY)
+            again = bench.day(f"chain-again-{size}", CHAIN, DAY)
+            rows.append(
+                Row(
+                    f"re-run of the chain, {n:,} rows, nothing changed",
+                    again,
+                    "first run",
+                    first,
+                    "<= 0.1x",
+                )
+            )
+    bench.scale(DAY, 0)
+
+    if args.images:
+        rows += annotation_rows(args.images)
+
+    text = table(rows, (load_before, os.getloadavg()[0]))
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.out}.md").write_text(
+        "# benchmarks.pipeline\n\n`python -m benchmarks.pipeline "
+        + " ".join(argv if argv is not None else sys.argv[1:])
+        + "`\n\n"
+        + text
+    )
+    chart(rows, RESULTS / f"{args.out}.png")
+    print(f"wrote {RESULTS / args.out}.md and .png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from identity_data.stores.blobs import LocalBlobStore
+from identity_data.stores.content_cache import ContentCache
+
+SCHEMA = {"value": pl.Int64()}
+
+
+def sha(n: int) -> str:
+    return f"{n:064x}"[::-1]
+
+
+def test_get_returns_only_stored_keys_across_shards_and_writes(tmp_path):
+    cache = ContentCache(LocalBlobStore(tmp_path), "demo", "v1")
+    cache.put(pl.DataFrame({"sha256": [sha(1), sha(2)], "value": [1, 2]}))
+    cache.put(pl.DataFrame({"sha256": [sha(3)], "value": [3]}))
+    found = cache.get([sha(3), sha(1), sha(9)], SCHEMA)
+    expected = pl.DataFrame({"sha256": sorted([sha(1), sha(3)])}).join(
+        pl.DataFrame({"sha256": [sha(1), sha(3)], "value": [1, 3]}), on="sha256"
+    )
+    assert_frame_equal(found, expected)
+    assert cache.get([], SCHEMA).height == 0
+
+
+def test_versions_are_separate_and_rewrites_are_no_ops(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    rows = pl.DataFrame({"sha256": [sha(1)], "value": [1]})
+    assert ContentCache(store, "demo", "v1").put(rows) == 1
+    assert ContentCache(store, "demo", "v1").put(rows) == 0
+    assert ContentCache(store, "demo", "v2").get([sha(1)], SCHEMA).height == 0
+
+
+def test_names_cannot_leave_the_cache_prefix(tmp_path):
+    with pytest.raises(ValueError, match="cache name"):
+        ContentCache(LocalBlobStore(tmp_path), "../x", "v1")
