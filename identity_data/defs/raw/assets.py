@@ -11,6 +11,7 @@ from identity_data.defs.raw import partitions
 from identity_data.defs.raw.extract import ingest, manifest_records, production_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.metadata import value_counts
+from identity_data.safety import check_partition_key
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.deployment import Deployment
 from identity_data.validation import empty_frame, schema_check, schema_check_spec
@@ -116,6 +117,8 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
         key = deployment.settings.pseudonym_key
         manifests, quarantines, rows_in = [], [], 0
         for partition in context.partition_keys:
+            # The UI accepts any key; a campaign's key becomes a folder path.
+            check_partition_key(partition, f"{source.name} partition")
             for records, store in source.read(deployment, partition):
                 rows_in += records.height
                 manifest, bad = ingest(
