@@ -12,7 +12,9 @@ PROD = {
     "IDENTITY_DATA_BQ_DATASET": "identity",
     "IDENTITY_DATA_CAPTURE_DB_URL": "postgresql+psycopg://reader@db/captures",
     "IDENTITY_DATA_CAPTURE_BUCKET": "gs://capture-bucket",
-    "IDENTITY_DATA_PSEUDONYM_KEY": "5f0c7e2a9b41d83e6a17c4f2b09e58d3a6c1f47e2b8d90a35e6f1c2d7b4a8e09",
+    # 32 random bytes, as hex.
+    "IDENTITY_DATA_PSEUDONYM_KEY": "5f0c7e2a9b41d83e6a17c4f2b09e58d3"
+    "a6c1f47e2b8d90a35e6f1c2d7b4a8e09",
 }
 
 
