@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.raw import partitions
+from identity_data.defs.raw.checks import undecodable_result, undecodable_spec
 from identity_data.defs.raw.extract import ingest, manifest_records, production_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.metadata import value_counts
@@ -108,6 +109,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
             schema_check_spec(captures, CaptureManifest),
             schema_check_spec(quarantine, RawQuarantine),
             accounting_spec(source),
+            undecodable_spec(captures),
         ],
         can_subset=False,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -152,6 +154,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
             passed=rows_in == manifest.height + bad.height,
             metadata={"rows_in": rows_in, "manifest": manifest.height, "quarantined": bad.height},
         )
+        yield undecodable_result(manifest, bad, captures)
 
     return _asset
 
