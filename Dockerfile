@@ -15,10 +15,11 @@ RUN apt-get update \
 WORKDIR /opt/dagster/app
 
 # Dependencies first, from the lock file only, so code changes reuse this cached layer. The lock is
-# complete; --no-deps keeps mtcnn-runtime's GUI opencv-python requirement out of the image.
+# complete; --no-deps keeps mtcnn-runtime's GUI opencv-python requirement out of the image, and
+# --require-hashes refuses any wheel whose sha256 differs from the lock's.
 COPY requirements.lock ./
 RUN pip install uv==0.13.8 \
-    && uv pip install --system --no-cache --no-deps -r requirements.lock
+    && uv pip install --system --no-cache --no-deps --require-hashes -r requirements.lock
 
 # The project itself; pyproject.toml stays beside the code because load_from_defs_folder reads it.
 COPY pyproject.toml workspace.yaml dagster.yaml ./

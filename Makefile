@@ -12,9 +12,10 @@ $(BIN)/uv:
 	$(BIN)/pip install --quiet uv==0.13.8
 
 # Reinstall whenever the pinned dependency set changes. The lock is complete, so --no-deps: it also
-# keeps mtcnn-runtime's opencv-python requirement out (see [tool.uv] in pyproject.toml).
+# keeps mtcnn-runtime's opencv-python requirement out (see [tool.uv] in pyproject.toml). Every
+# wheel is checked against the lock's sha256 hashes (`uv pip compile --generate-hashes`).
 $(VENV)/.installed: pyproject.toml requirements-dev.lock | $(BIN)/uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -r requirements-dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --require-hashes -r requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from identity_data.safety import UnsafePathError
 from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.stores.deployment import Deployment
 
@@ -46,7 +47,12 @@ def build_drop_sensor(
             if seen.get(obj.key) == obj.version:
                 continue
             seen[obj.key] = obj.version
-            partition = partition_for(obj, deployment.lake)
+            try:
+                partition = partition_for(obj, deployment.lake)
+            except UnsafePathError as err:
+                # Logged once per content version (the cursor holds it); no partition, no run.
+                context.log.warning(f"skipped: {err}")
+                continue
             if partition is None:
                 continue
             if not context.instance.has_dynamic_partition(partitions_def.name, partition):

@@ -12,7 +12,9 @@ PROD = {
     "IDENTITY_DATA_BQ_DATASET": "identity",
     "IDENTITY_DATA_CAPTURE_DB_URL": "postgresql+psycopg://reader@db/captures",
     "IDENTITY_DATA_CAPTURE_BUCKET": "gs://capture-bucket",
-    "IDENTITY_DATA_PSEUDONYM_KEY": "k" * 32,
+    # 32 random bytes, as hex.
+    "IDENTITY_DATA_PSEUDONYM_KEY": "5f0c7e2a9b41d83e6a17c4f2b09e58d3"
+    "a6c1f47e2b8d90a35e6f1c2d7b4a8e09",
 }
 
 
@@ -59,7 +61,7 @@ def test_local_default(data_home):
     settings = resolve_settings()
     assert settings.lake_url == str(data_home / "lake")
     assert settings.capture_db_url == f"sqlite:///{data_home}/capture_db.sqlite"
-    assert len(settings.pseudonym_key) == 64
+    assert len(settings.pseudonym_key) == 32
 
 
 def test_unknown_env_is_refused(monkeypatch):

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from identity_data.safety import contained
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -59,15 +61,20 @@ class LocalBlobStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
 
+    def _path(self, key: str) -> Path:
+        # Keys come from manifests and databases: never a path outside the root, symlinks included.
+        return contained(self.root, key)
+
     def uri(self, key: str) -> str:
-        return (self.root / key).as_uri()
+        return self._path(key).as_uri()
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        target = self.root / key
+        target = self._path(key)
         if target.exists():
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        # The `.tmp` suffix matches no reader's pattern, so a leftover of a killed write is ignored.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -80,13 +87,13 @@ class LocalBlobStore:
             os.unlink(tmp)
 
     def read(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        return self._path(key).read_bytes()
 
     def open(self, key: str) -> BinaryIO:
-        return (self.root / key).open("rb")
+        return self._path(key).open("rb")
 
     def exists(self, key: str) -> bool:
-        return (self.root / key).is_file()
+        return self._path(key).is_file()
 
     def delete(self, key: str) -> bool:
         try:
@@ -96,12 +103,15 @@ class LocalBlobStore:
         return True
 
     def list(self, prefix: str, suffixes: tuple[str, ...] = ()) -> Iterator[ObjectInfo]:
-        base = self.root / prefix
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         if not base.exists():
             return
         paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
         for path in paths:
             if path.name.startswith(".tmp-") or (suffixes and not path.name.endswith(suffixes)):
+                continue
+            if not path.resolve().is_relative_to(self.root):
+                # A symlink out of the lake is not an object of it.
                 continue
             with path.open("rb") as fh:
                 # md5 of the content, like GCS's md5Hash: a rewrite with equal bytes is no change.

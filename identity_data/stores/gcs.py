@@ -16,6 +16,7 @@ from google.cloud.storage.retry import (
     is_generation_specified,
 )
 
+from identity_data.safety import check_key
 from identity_data.stores.blobs import ObjectInfo
 
 
@@ -93,6 +94,8 @@ class GcsBlobStore:
         return self.client.bucket(self.bucket_name)
 
     def _name(self, key: str) -> str:
+        # GCS names have no `..`, but the same key grammar holds in every deployment.
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def uri(self, key: str) -> str:
@@ -139,6 +142,8 @@ class GcsBlobStore:
 
     def list(self, prefix: str, suffixes: tuple[str, ...] = ()) -> Iterator[ObjectInfo]:
         root = f"{self.prefix}/" if self.prefix else ""
+        if prefix.strip("/"):
+            check_key(prefix.rstrip("/"))
         blobs = self.client.list_blobs(
             self.bucket,
             prefix=root + prefix,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -10,11 +12,17 @@ import polars as pl
 from dagster._core.storage.upath_io_manager import is_dict_type
 from dagster_polars import PolarsParquetIOManager
 from dagster_polars.io_managers.utils import get_metadata_schema
+from pydantic import PrivateAttr
 from upath import UPath
 
+from identity_data.safety import UnsafePathError, check_partition_key
 from identity_data.settings import resolve_settings
 
 PARTITION_COLUMN = "source_partition"
+# A write's temporary file: the `.tmp` suffix matches no reader's `*.parquet`; one older than
+# STALE_TMP_SECONDS is a killed write's leftover and is removed by the next write beside it.
+TMP_PREFIX = ".tmp-"
+STALE_TMP_SECONDS = 3600
 
 
 def _present(paths: dict[str, UPath]) -> dict[str, UPath]:
@@ -26,6 +34,17 @@ def _present(paths: dict[str, UPath]) -> dict[str, UPath]:
 
 def _is_local(path: UPath) -> bool:
     return getattr(path, "protocol", "") in ("", "file", "local")
+
+
+def _sweep_stale_tmp(folder: Path) -> None:
+    """Remove killed writes' temporary files; a fresh one may belong to a write in progress."""
+    cutoff = time.time() - STALE_TMP_SECONDS
+    for leftover in folder.glob(f"{TMP_PREFIX}*") if folder.is_dir() else ():
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except FileNotFoundError:
+            continue
 
 
 def _concat(frames: list[Any]) -> Any:
@@ -40,6 +59,9 @@ class LakeIOManager(PolarsParquetIOManager):
     frame. Local files are written under a temporary name and renamed, so a crashed write never
     leaves half a partition; GCS object writes are atomic by themselves.
     """
+
+    # (run id, path) of every file written by this process: two outputs never share one path.
+    _written: set[tuple[str, str]] = PrivateAttr(default_factory=set)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         base = self.base_dir or f"{resolve_settings().lake_url}/tables"
@@ -72,11 +94,35 @@ class LakeIOManager(PolarsParquetIOManager):
         with path.open("rb") as fh:
             return pl.read_parquet(fh).lazy()
 
+    def get_path_for_partition(
+        self, context: dg.InputContext | dg.OutputContext, path: UPath, partition: str
+    ) -> UPath:
+        # The UI and the API accept any partition key; this one is about to become a file name.
+        check_partition_key(partition, f"{context.asset_key.to_user_string()} partition")
+        full = super().get_path_for_partition(context, path, partition)
+        if _is_local(full) and not Path(full).resolve().is_relative_to(Path(path).resolve()):
+            raise UnsafePathError(f"partition {partition} resolves outside {path}")
+        return full
+
+    def _claim(self, context: dg.OutputContext, path: UPath) -> None:
+        claim = (context.run_id, str(path))
+        if claim in self._written:
+            raise UnsafePathError(
+                f"{context.asset_key.to_user_string()}: {path} was already written by another "
+                "output of this run; refusing to overwrite it"
+            )
+        self._written.add(claim)
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        self._claim(context, path)
+        super().dump_to_path(context, obj, path)
+
     def write_df_to_path(self, context: dg.OutputContext, df: pl.DataFrame, path: UPath) -> None:
         if not _is_local(path):
             super().write_df_to_path(context, df, path)
             return
-        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+        _sweep_stale_tmp(Path(path).parent)
+        tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}.tmp")
         try:
             super().write_df_to_path(context, df, tmp)
             tmp.rename(path)
@@ -97,6 +143,7 @@ class LakeIOManager(PolarsParquetIOManager):
             )
         for key, path in paths.items():
             self.make_directory(path.parent)
+            self._claim(context, path)
             self.write_df_to_path(context, frame.filter(pl.col(PARTITION_COLUMN) == key), path)
         context.add_output_metadata({"partitions": len(paths), "dagster/row_count": frame.height})
 

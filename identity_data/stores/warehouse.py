@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,16 +91,48 @@ def _where(slice_: Slice) -> tuple[str, list[str]]:
     return " AND ".join(clauses), [v for values in slice_.values() for v in values]
 
 
-class DuckDBWarehouse:
-    """A DuckDB file; each slice replacement is one transaction."""
+class WarehouseLockedError(RuntimeError):
+    """The DuckDB file stayed locked by another process for the whole bounded wait."""
 
-    def __init__(self, path: str | Path, schema: str = "main") -> None:
+
+def _is_lock_conflict(err: duckdb.Error) -> bool:
+    text = str(err)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+class DuckDBWarehouse:
+    """A DuckDB file; each slice replacement is one transaction.
+
+    DuckDB allows one process to hold the file read-write, or any number read-only. A connection
+    that meets another process's lock is retried with jittered exponential backoff for up to
+    `lock_timeout` seconds, then fails naming the file: a notebook holding the file open (in
+    either mode) delays warehouse writes until it closes its connection, and fails them after
+    that wait. Reads open read-only, so they never block one another.
+    """
+
+    def __init__(self, path: str | Path, schema: str = "main", lock_timeout: float = 120.0) -> None:
         self.path = str(path)
         self.schema = schema
+        self.lock_timeout = lock_timeout
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(self.path)
+    def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        if not read_only:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline, delay = time.monotonic() + self.lock_timeout, 0.05
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=read_only)
+            except duckdb.IOException as err:
+                if not _is_lock_conflict(err) or time.monotonic() + delay > deadline:
+                    if _is_lock_conflict(err):
+                        raise WarehouseLockedError(
+                            f"{self.path} stayed locked by another process for "
+                            f"{self.lock_timeout:.0f} s; close other connections to it "
+                            "(e.g. a notebook) and re-run"
+                        ) from None
+                    raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 2.0)
 
     def _ensure_table(self, con: duckdb.DuckDBPyConnection, spec: TableSpec) -> str:
         table = f'"{self.schema}"."{spec.name}"'
@@ -124,8 +158,18 @@ class DuckDBWarehouse:
 
     def read(self, spec: TableSpec, slice_: Slice) -> pl.DataFrame:
         where, params = _where(slice_)
-        with self._connect() as con:
-            table = self._ensure_table(con, spec)
+        empty = pl.DataFrame(schema=dict(spec.columns))
+        if not Path(self.path).exists():
+            return empty
+        with self._connect(read_only=True) as con:
+            found = con.execute(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_schema = ? AND table_name = ?",
+                [self.schema, spec.name],
+            ).fetchone()
+            if not found or not found[0]:
+                return empty
+            table = f'"{self.schema}"."{spec.name}"'
             frame = con.execute(f"SELECT * FROM {table} WHERE {where}", params).pl()
         # DuckDB names the zone "Etc/UTC"; BigQuery and the pandera models say "UTC".
         return frame.with_columns(cs.datetime(time_zone="*").dt.convert_time_zone("UTC"))

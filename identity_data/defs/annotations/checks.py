@@ -1,4 +1,7 @@
-"""Checks on inferred annotations: face-detection rate, undecodable rate, duplicate rate."""
+"""Checks on inferred annotations: face-detection rate, duplicate rate.
+
+The undecodable rate is a raw check (`defs/raw/checks.py`): only the raw extraction sees the blobs
+that never reach the manifest, and so never reach an annotation row."""
 
 from __future__ import annotations
 
@@ -8,12 +11,10 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.annotations.schemas import PartitionedAnnotations
-from identity_data.metadata import value_counts
 from identity_data.validation import schema_check, schema_check_spec
 
 # Below this many selfies a rate is noise (one miss in 4 is 25 points): the check reports, passes.
 MIN_SELFIES = 20
-UNDECODABLE_CEILING = 0.02
 DUPLICATE_CEILING = 0.15
 
 
@@ -25,11 +26,6 @@ def annotation_check_specs(key: dg.AssetKey, face_floor: float) -> list[dg.Asset
             asset=key,
             description=f"At least {face_floor:.0%} of decodable selfies (other than an open "
             f"dataset's known non-faces) have a detected face; judged from {MIN_SELFIES} selfies.",
-        ),
-        dg.AssetCheckSpec(
-            "undecodable_rate",
-            asset=key,
-            description=f"At most {UNDECODABLE_CEILING:.0%} of blobs fail to decode.",
         ),
     ]
 
@@ -48,17 +44,6 @@ def annotation_check_results(
         asset_key=key,
         passed=selfies.height < MIN_SELFIES or (face_rate or 0.0) >= face_floor,
         metadata={"selfies": selfies.height, "face_rate": face_rate or 0.0, "floor": face_floor},
-    )
-    bad = float((rows["decode_status"] != "ok").mean()) if rows.height else 0.0
-    yield dg.AssetCheckResult(
-        check_name="undecodable_rate",
-        asset_key=key,
-        passed=bad <= UNDECODABLE_CEILING,
-        metadata={
-            "undecodable_rate": bad,
-            "ceiling": UNDECODABLE_CEILING,
-            "by_status": value_counts(rows["decode_status"]),
-        },
     )
 
 

@@ -15,7 +15,7 @@ from identity_data.defs.labels.parse import (
 )
 from identity_data.defs.labels.partitions import label_exports
 from identity_data.defs.labels.schemas import AnnotatorQuality, LabelQuarantine, ParsedAnnotations
-from identity_data.defs.labels.sensors import export_file
+from identity_data.defs.labels.sensors import export_file, version_tag
 from identity_data.defs.raw.assets import SOURCES
 from identity_data.defs.raw.schemas import CaptureManifest
 from identity_data.defs.warehouse.schemas import WarehouseLabel
@@ -58,7 +58,7 @@ def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
     """Parse one Label Studio JSON or flat CSV export, streaming."""
     key, version = export_file(context.partition_key)
     current = next((o for o in deployment.lake.list(key) if o.key == key), None)
-    if current is None or not current.version.startswith(version):
+    if current is None or version_tag(current.version) != version:
         raise dg.Failure(
             f"{key}: its content changed or it was removed since partition "
             f"{context.partition_key} was created; the new content has its own partition."

@@ -4,9 +4,11 @@ Accounting unit ("row"): one (annotation x result item) of a Label Studio export
 annotation with an empty `result` counts as one row; one data line of a flat CSV export. Every row
 ends up in exactly one of the two returned frames, so rows in = annotations + quarantine.
 
-Structural damage (malformed JSON, a top level that is not a list of task objects, a CSV without
-the required header) raises `LabelExportError`; anything wrong with one annotation's content goes
-to the quarantine with a reason code and the rest of the file is kept.
+Structural damage (malformed JSON, a top level that is not a list, a CSV without the required
+header, zero bytes, a limit of `bounds` broken) raises `LabelExportError`, naming file and position
+but never quoting content; anything wrong inside one task or annotation, a wrong type included,
+goes to the quarantine with a reason code and the rest of the file is kept. Quarantine rows copy
+only values that passed their grammar (ids, known tasks and labels), never free text.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from typing import BinaryIO
 import ijson
 import polars as pl
 
+from identity_data.defs.labels import bounds
+from identity_data.defs.labels.bounds import ExportLimitError, JsonGuard, line_limited
 from identity_data.defs.labels.taxonomy import TAXONOMY, taxonomy_frame
+from identity_data.safety import ID_PATTERN
 
 Source = BinaryIO | str | os.PathLike[str]
 
@@ -32,6 +37,7 @@ _PEEK_BYTES = 1 << 16
 _BOM = b"\xef\xbb\xbf"
 _CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"  # ISO 8601 with `Z` or `+hh:mm`; naive is invalid
 CSV_COLUMNS = ("capture_id", "annotator", "task", "label", "labeled_at")
+_CSV_FAULTS = {UnicodeDecodeError: "not valid UTF-8", csv.Error: "malformed CSV"}
 
 # One row per accounting row, before validation. `ann_issue` / `item_issue` / `late_issue` are
 # problems found while streaming; `late_issue` ranks after every vectorised rule.
@@ -75,11 +81,13 @@ def _binary(source: Source) -> Iterator[BinaryIO]:
 
 
 class _Replay:
-    """`head` (already peeked) followed by the rest of `rest`; counts bytes handed out."""
+    """`head` (already peeked) followed by the rest of `rest`; counts bytes handed out, and
+    checks each chunk against the limits before the parser sees it."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: BinaryIO, guard: JsonGuard) -> None:
         self._head = head
         self._rest = rest
+        self._guard = guard
         self.consumed = 0
 
     def read(self, size: int = -1) -> bytes:
@@ -90,6 +98,7 @@ class _Replay:
             out, self._head = self._head, b""
         else:
             out = self._rest.read(size)
+        self._guard.check(out)
         self.consumed += len(out)
         return out
 
@@ -112,11 +121,12 @@ def _annotator(completed_by: object) -> str | None:
     return _scalar_id(completed_by)
 
 
-def _result_rows(result: list[object], where: str) -> Iterator[tuple[str | None, ...]]:
+def _result_rows(result: list[object]) -> Iterator[tuple[str | None, ...]]:
     """(task, label, item_issue) per result item."""
     for item in result:
         if not isinstance(item, dict):
-            raise LabelExportError(f"{where}: result item is not a JSON object")
+            yield None, None, "result_item_not_object"
+            continue
         task = item.get("from_name") if isinstance(item.get("from_name"), str) else None
         value = item.get("value")
         choices = value.get("choices") if isinstance(value, dict) else None
@@ -130,34 +140,50 @@ def _result_rows(result: list[object], where: str) -> Iterator[tuple[str | None,
             yield task, choices[0] if isinstance(choices[0], str) else None, None
 
 
-def _task_rows(task_obj: object, position: int, where: str, seen_ids: set[str]) -> Iterator[tuple]:
-    """Raw rows of one task. `seen_ids` carries annotation ids across the file: first one wins."""
+def _type_error(head: tuple, issue: str) -> tuple:
+    """One quarantine row for a task or annotation whose structure has the wrong type."""
+    return (*head, None, None, None, issue, None, None)
+
+
+def _task_rows(task_obj: object, position: int, seen_ids: set[str]) -> Iterator[tuple]:
+    """Raw rows of one task. `seen_ids` carries annotation ids across the file: first one wins.
+
+    A value of the wrong type quarantines the smallest unit holding it: the task, when the task
+    or its `annotations` is not what Label Studio writes; else the annotation or result item.
+    """
     if not isinstance(task_obj, dict):
-        raise LabelExportError(f"{where}: task is not a JSON object")
+        yield _type_error((position, None, None, None), "task_not_object")
+        return
     data = task_obj.get("data")
     capture_id = _scalar_id(data.get("capture_id")) if isinstance(data, dict) else None
     annotations = task_obj.get("annotations") or []
     if not isinstance(annotations, list):
-        raise LabelExportError(f"{where}: 'annotations' is not a list")
-    for n, ann in enumerate(annotations):
+        yield _type_error((position, capture_id, None, None), "annotations_not_list")
+        return
+    for ann in annotations:
         if not isinstance(ann, dict):
-            raise LabelExportError(f"{where}: annotation {n} is not a JSON object")
+            yield _type_error((position, capture_id, None, None), "annotation_not_object")
+            continue
         result = ann.get("result") or []
-        if not isinstance(result, list):
-            raise LabelExportError(f"{where}: annotation {n} 'result' is not a list")
-        created_at = ann.get("created_at") if isinstance(ann.get("created_at"), str) else None
         annotation_id = _scalar_id(ann.get("id"))
+        head = (position, capture_id, annotation_id, _annotator(ann.get("completed_by")))
+        if not isinstance(result, list):
+            yield _type_error(head, "result_not_list")
+            continue
+        created_at = ann.get("created_at") if isinstance(ann.get("created_at"), str) else None
         ann_issue = "cancelled_annotation" if ann.get("was_cancelled") else None
         if annotation_id in seen_ids:
             ann_issue = "duplicate_annotation_id"
         elif annotation_id is not None:
             seen_ids.add(annotation_id)
-        head = (position, capture_id, annotation_id, _annotator(ann.get("completed_by")))
         if not result:
             yield (*head, None, None, created_at, ann_issue or "empty_result", None, None)
         # Two usable results for one task inside one annotation contradict; the first is kept.
         answered: set[str] = set()
-        for task, label, item_issue in _result_rows(result, f"{where} annotation {n}"):
+        for task, label, item_issue in _result_rows(result):
+            if item_issue == "result_item_not_object":
+                yield _type_error(head, item_issue)
+                continue
             usable = item_issue is None and task in TAXONOMY and label in TAXONOMY[task]
             late_issue = "duplicate_task_in_annotation" if usable and task in answered else None
             if usable:
@@ -204,37 +230,52 @@ def parse_label_studio(
     rows = _ChunkedFrame()
     with _binary(source) as fh:
         head = fh.read(_PEEK_BYTES)
+        if not head:
+            raise LabelExportError(f"{source_file}: zero bytes; an export without labels is []")
         offset = len(head)
         start = head.removeprefix(_BOM).lstrip()
         while not start and head:
             head = fh.read(_PEEK_BYTES)
             offset += len(head)
             start = head.lstrip()
-        if start and not start.startswith(b"["):
+            if offset > bounds.MAX_TOKEN_BYTES:
+                break
+        if not start:
+            raise LabelExportError(f"{source_file}: holds only white space, no JSON list")
+        if not start.startswith(b"["):
             raise LabelExportError(
                 f"{source_file}: top level is not a JSON list of tasks "
                 f"(byte offset {offset - len(start)})"
             )
-        if start:
-            _stream_tasks(_Replay(start, fh), source_file, rows)
+        guard = JsonGuard(source_file)
+        guard.offset = guard.last_boundary = offset - len(start)
+        _stream_tasks(_Replay(start, fh, guard), source_file, rows)
     return _validate(rows.frame(), export_id, source_file)
 
 
 def _stream_tasks(reader: _Replay, source_file: str, rows: _ChunkedFrame) -> None:
     n_tasks = 0
     seen_ids: set[str] = set()
+    # Every failure below ends the chain (`from None`): parser messages and their causes quote file
+    # content (possibly personal data), and Dagster stores chained causes in full.
     try:
         for task_obj in ijson.items(reader, "item", use_float=True):
-            for row in _task_rows(task_obj, n_tasks, f"{source_file}: task {n_tasks}", seen_ids):
+            for row in _task_rows(task_obj, n_tasks, seen_ids):
                 rows.add(row)
             n_tasks += 1
-    except ijson.JSONError as exc:
-        # The parser's message quotes file content (possibly personal data): keep its first line.
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except ExportLimitError as exc:
+        raise LabelExportError(str(exc)) from None
+    except ijson.JSONError:
         raise LabelExportError(
-            f"{source_file}: malformed JSON in or after task {n_tasks} "
-            f"(within the first {reader.consumed} bytes): {detail}"
-        ) from exc
+            f"{source_file}: malformed JSON or invalid UTF-8 in or after task {n_tasks} "
+            f"(within the first {reader.consumed:,} bytes)"
+        ) from None
+    except (ValueError, OverflowError, MemoryError, RecursionError) as exc:
+        # e.g. an integer beyond Python's digit limit; the class names the failure, not the text.
+        raise LabelExportError(
+            f"{source_file}: unreadable value in or after task {n_tasks} "
+            f"(within the first {reader.consumed:,} bytes): {type(exc).__name__}"
+        ) from None
 
 
 def parse_flat_csv(
@@ -248,11 +289,14 @@ def parse_flat_csv(
     `duplicate_annotation`.
     """
     rows = _ChunkedFrame()
-    with _binary(source) as fh:
+    with _binary(source) as raw:
+        fh = line_limited(raw, source_file)
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
         reader = csv.DictReader(text)
         try:
-            header = reader.fieldnames or list(CSV_COLUMNS)
+            if reader.fieldnames is None:
+                raise LabelExportError(f"{source_file}: zero bytes; a CSV export needs its header")
+            header = reader.fieldnames
             missing = [c for c in CSV_COLUMNS if c not in header]
             if missing:
                 raise LabelExportError(
@@ -260,11 +304,17 @@ def parse_flat_csv(
                 )
             for record in reader:
                 rows.add(_csv_row(record, reader.line_num))
+        except ExportLimitError as exc:
+            raise LabelExportError(str(exc)) from None
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise LabelExportError(f"{source_file}: line {reader.line_num + 1}: {exc}") from exc
+            # Both messages can quote the bytes at fault; the class and the line suffice.
+            raise LabelExportError(
+                f"{source_file}: line {reader.line_num + 1}: {_CSV_FAULTS[type(exc)]}"
+            ) from None
         finally:
-            # Leave a caller's stream open: closing the wrapper would close it.
+            # Leave a caller's stream open: closing the wrappers would close it.
             text.detach()
+            fh.detach()
     return _validate(
         rows.frame(), export_id, source_file, unique_key=["capture_id", "annotator", "task"]
     )
@@ -306,6 +356,7 @@ def _validate(
     rules: list[tuple[pl.Expr, pl.Expr]] = [
         (pl.col("ann_issue").is_not_null(), pl.col("ann_issue")),
         (pl.col("capture_id").is_null(), pl.lit("missing_field:capture_id")),
+        (~pl.col("capture_id").str.contains(ID_PATTERN), pl.lit("malformed_capture_id")),
         (pl.col("annotation_id").is_null(), pl.lit("missing_field:annotation_id")),
         (pl.col("annotator").is_null(), pl.lit("missing_field:annotator")),
         (
@@ -343,10 +394,26 @@ def _validate(
             checked.filter(valid)
             .with_columns(pl.col("parsed_at").alias("created_at"))
             .select(*source, *ANNOTATION_COLUMNS[2:]),
-            checked.filter(~valid).select(*source, *QUARANTINE_COLUMNS[2:]),
+            checked.filter(~valid).select(*source, *_grammar_only(QUARANTINE_COLUMNS[2:])),
         ]
     )
     return annotations, quarantine
+
+
+def _grammar_only(columns: tuple[str, ...]) -> list[pl.Expr]:
+    """Quarantine columns with every value that failed its grammar nulled: it may be free text."""
+    labels = sorted({label for labels in TAXONOMY.values() for label in labels})
+    keep = {
+        "capture_id": pl.col("capture_id").str.contains(ID_PATTERN),
+        "annotation_id": pl.col("annotation_id").str.contains(ID_PATTERN),
+        "annotator": pl.col("annotator").str.contains(ID_PATTERN),
+        "task": pl.col("task").is_in(list(TAXONOMY)),
+        "label": pl.col("label").is_in(labels),
+    }
+    return [
+        pl.when(keep[c]).then(pl.col(c)).otherwise(None).alias(c) if c in keep else pl.col(c)
+        for c in columns
+    ]
 
 
 def pool_latest(frames: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:

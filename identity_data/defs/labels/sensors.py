@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import PurePosixPath
 
 import dagster as dg
 
 from identity_data.defs.labels.partitions import label_exports
+from identity_data.safety import UnsafePathError, check_partition_key, describe
 from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.watch import build_drop_sensor
 
@@ -17,8 +20,9 @@ EMPTY_MAX_BYTES = 64
 
 
 def is_empty_export(obj: ObjectInfo, store: BlobStore) -> bool:
-    """Zero bytes, or an empty JSON list (BOM and white space allowed)."""
-    if obj.size > EMPTY_MAX_BYTES:
+    """An empty JSON list (BOM and white space allowed). Zero bytes is not empty but broken: it
+    gets a partition whose run fails naming the file, so it is never silently ignored."""
+    if obj.size > EMPTY_MAX_BYTES or obj.size == 0:
         return False
     return store.read(obj.key).removeprefix(b"\xef\xbb\xbf").translate(None, b" \t\r\n") in (
         b"",
@@ -26,19 +30,39 @@ def is_empty_export(obj: ObjectInfo, store: BlobStore) -> bool:
     )
 
 
-def export_partition(obj: ObjectInfo, store: BlobStore) -> str | None:
-    """`<file name>@<md5 prefix>`: a file re-uploaded with new content gets a new partition.
+def version_tag(version: str) -> str:
+    """The content version as 12 hex digits: an md5 prefix, or a digest of a non-hex version
+    (GCS crc32c is base64, whose `/` and `+` have no place in a partition key)."""
+    if not re.fullmatch(r"[0-9a-f]+", version):
+        version = hashlib.sha256(version.encode()).hexdigest()
+    return version[:VERSION_CHARS]
 
-    An empty export carries no labels: it gets no partition, no run and no error.
+
+def export_partition(obj: ObjectInfo, store: BlobStore) -> str | None:
+    """`<file name>@<version tag>`: a file re-uploaded with new content gets a new partition.
+
+    An export holding `[]` carries no labels: it gets no partition and no run. A name that breaks
+    the partition-key grammar raises UnsafePathError (the sensor logs and skips it).
     """
+    path = PurePosixPath(obj.key)
+    if path.parent != PurePosixPath(EXPORT_PREFIX):
+        raise UnsafePathError(
+            f"label export {describe(obj.key)} is not directly in {EXPORT_PREFIX}/"
+        )
+    partition = check_partition_key(f"{path.name}@{version_tag(obj.version)}", "label export")
     if is_empty_export(obj, store):
         return None
-    return f"{PurePosixPath(obj.key).name}@{obj.version[:VERSION_CHARS]}"
+    return partition
 
 
 def export_file(partition: str) -> tuple[str, str]:
-    """(object key, md5 prefix) of a partition."""
-    name, _, version = partition.rpartition("@")
+    """(object key, version tag) of a partition, after checking its grammar: the UI and the API
+    accept any key, and this one becomes an object key."""
+    name, _, version = check_partition_key(partition, "label export partition").rpartition("@")
+    if not name or not re.fullmatch(rf"[0-9a-f]{{{VERSION_CHARS}}}", version):
+        raise UnsafePathError(
+            f"label export partition {describe(partition)} is not <file name>@<12 hex digits>"
+        )
     return f"{EXPORT_PREFIX}/{name}", version
 
 

@@ -8,9 +8,11 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.raw import partitions
+from identity_data.defs.raw.checks import undecodable_result, undecodable_spec
 from identity_data.defs.raw.extract import ingest, manifest_records, production_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.metadata import value_counts
+from identity_data.safety import check_partition_key
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.deployment import Deployment
 from identity_data.tombstones import drop_tombstoned, load_tombstones
@@ -108,6 +110,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
             schema_check_spec(captures, CaptureManifest),
             schema_check_spec(quarantine, RawQuarantine),
             accounting_spec(source),
+            undecodable_spec(captures),
         ],
         can_subset=False,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -118,6 +121,8 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
         manifests, quarantines, rows_in, tombstoned = [], [], 0, 0
         tombstones = load_tombstones(deployment.lake)
         for partition in context.partition_keys:
+            # The UI accepts any key; a campaign's key becomes a folder path.
+            check_partition_key(partition, f"{source.name} partition")
             for records, store in source.read(deployment, partition):
                 rows_in += records.height
                 records, dropped = drop_tombstoned(records, tombstones, key)
@@ -159,6 +164,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
                 "tombstoned": tombstoned,
             },
         )
+        yield undecodable_result(manifest, bad, captures)
 
     return _asset
 

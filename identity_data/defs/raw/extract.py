@@ -22,6 +22,8 @@ from identity_data import capture_db
 from identity_data.defs.annotations.imaging import decode
 from identity_data.defs.raw.schemas import CAPTURE_TYPES, CaptureManifest, RawQuarantine
 from identity_data.privacy import pseudonymise
+from identity_data.safety import ID_PATTERN as CAPTURE_ID
+from identity_data.safety import UnsafePathError, key_fault
 from identity_data.stores.blobs import BlobStore, content_key
 from identity_data.stores.content_cache import ContentCache
 from identity_data.validation import conform, empty_frame
@@ -38,6 +40,10 @@ RECORD_SCHEMA = {
 }
 MANIFEST_COLUMNS = ("capture_id", "subject_ref", "capture_type", "device", "captured_at", "file")
 BATCH_ROWS = 20_000
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read at all; names the file, never quotes its content."""
 
 
 def production_records(engine: sa.Engine, day: date) -> Iterator[pl.DataFrame]:
@@ -79,7 +85,14 @@ def _as_utc(expr: pl.Expr) -> pl.Expr:
 def manifest_records(store: BlobStore, folder: str) -> pl.DataFrame:
     """A drop folder's manifest.csv, every field kept as text so bad values can be named."""
     key = f"{folder}/manifest.csv"
-    raw = pl.read_csv(io.BytesIO(store.read(key)), infer_schema=False)
+    try:
+        raw = pl.read_csv(io.BytesIO(store.read(key)), infer_schema=False)
+    except (pl.exceptions.PolarsError, UnicodeDecodeError) as err:
+        # polars' message quotes the offending row (personal data): only its class goes on.
+        raise ManifestError(
+            f"{key}: not a readable UTF-8 CSV ({type(err).__name__}: e.g. an unterminated "
+            "quote, a ragged row or invalid UTF-8)"
+        ) from None
     missing = [c for c in MANIFEST_COLUMNS if c not in raw.columns]
     if missing:
         raise ValueError(f"{key}: manifest lacks columns {missing}")
@@ -103,6 +116,11 @@ def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
     raw_ts = pl.col("raw_captured_at") if "raw_captured_at" in records.columns else pl.lit(None)
     rules = [
         ("capture_id", pl.col("capture_id").is_null() | (pl.col("capture_id") == ""), "missing"),
+        (
+            "capture_id",
+            ~pl.col("capture_id").str.contains(CAPTURE_ID),
+            "not an id of A-Z a-z 0-9 . _ : - (1-128 characters)",
+        ),
         ("subject_ref", pl.col("subject_ref").is_null() | (pl.col("subject_ref") == ""), "missing"),
         (
             "capture_type",
@@ -117,16 +135,24 @@ def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
             .otherwise(pl.lit("not an ISO 8601 timestamp")),
         ),
         ("blob_key", pl.col("blob_key").is_null(), "missing"),
+        # Checked before any read: a path that could leave its folder is never opened.
+        ("blob_key", pl.col("_path_fault").is_not_null(), pl.col("_path_fault")),
         (
             "capture_id",
             pl.col("capture_id").is_duplicated() & (pl.int_range(pl.len()).over("capture_id") > 0),
             "duplicate capture_id in this partition",
         ),
     ]
+    records = records.with_columns(
+        _path_fault=pl.col("blob_key").map_elements(key_fault, return_dtype=pl.String)
+    )
     faults = [
         records.filter(cond).select(
             "record",
-            "capture_id",
+            # A malformed capture id is not copied: it may be free text.
+            capture_id=pl.when(pl.col("capture_id").str.contains(CAPTURE_ID))
+            .then("capture_id")
+            .otherwise(None),
             field=pl.lit(field),
             reason=pl.lit(reason) if isinstance(reason, str) else reason,
         )
@@ -184,8 +210,16 @@ def ingest(
         field=pl.lit("blob"),
         reason=pl.col("reason"),
         blob_uri=pl.col("blob_uri"),
+        decode_status=pl.col("decode_status"),
     )
-    quarantine = pl.concat([faults.with_columns(blob_uri=pl.lit(None, pl.String)), blob_faults])
+    quarantine = pl.concat(
+        [
+            faults.with_columns(
+                blob_uri=pl.lit(None, pl.String), decode_status=pl.lit(None, pl.String)
+            ),
+            blob_faults,
+        ]
+    )
     good = valid.filter(pl.col("decode_status") == "ok")
     manifest = good.with_columns(
         source=pl.lit(source),
@@ -247,18 +281,11 @@ def _store_blob(
     try:
         data = read_blob(source_key)
     except FileNotFoundError:
-        row = (
-            source_key,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            "missing",
-            f"blob not found: {source_key}",
-        )
-        return row, None
+        # The record column names the manifest line; the path itself is input, so not repeated.
+        return (source_key, None, None, None, None, None, None, "missing", "blob not found"), None
+    except UnsafePathError:
+        row = (source_key, None, None, None, None, None, None, "unsafe_path")
+        return (*row, "path resolves outside its store"), None
     if not data:
         empty = decode(data)
         return (source_key, None, None, None, 0, None, None, str(empty.status), empty.reason), None

@@ -43,6 +43,8 @@ class RawQuarantine(pa.DataFrameModel):
     field: str
     reason: str
     blob_uri: str = pa.Field(nullable=True)
+    # How the blob decoded (missing, empty, corrupt, ...); null when the record failed first.
+    decode_status: str = pa.Field(nullable=True)
 
     class Config:
         strict = True

@@ -20,6 +20,10 @@ from identity_data.validation import conform, schema_check, schema_check_spec
 NEAR_DUPLICATES = dg.AssetKey(["annotations", "near_duplicates"])
 
 
+def warehouse_pool(table: str) -> str:
+    return f"warehouse-{table}"
+
+
 def _spec(key: dg.AssetKey, table: str, description: str, **kwargs) -> dict:
     return dict(
         key=key,
@@ -29,6 +33,8 @@ def _spec(key: dg.AssetKey, table: str, description: str, **kwargs) -> dict:
         io_manager_key="warehouse_io_manager",
         metadata={TABLE: table, **kwargs.pop("metadata", {})},
         automation_condition=dg.AutomationCondition.eager(),
+        # Runs writing one table queue on this pool (limit 1 in dagster.yaml) instead of racing.
+        pool=warehouse_pool(table),
         **kwargs,
     )
 

@@ -7,6 +7,7 @@ import polars as pl
 from pydantic import PrivateAttr
 
 from identity_data.defs.warehouse.tables import TABLES
+from identity_data.safety import check_partition_key
 from identity_data.settings import resolve_settings
 from identity_data.stores.deployment import warehouse_backend
 from identity_data.stores.warehouse import Slice, WarehouseBackend
@@ -19,7 +20,8 @@ def _slice(context: dg.OutputContext | dg.InputContext, metadata: dict) -> Slice
     """A source-partitioned asset owns (source, source_partition); an unpartitioned one, all."""
     if not context.has_asset_partitions:
         return {}
-    return {"source": [metadata[SOURCE]], "source_partition": list(context.asset_partition_keys)}
+    keys = [check_partition_key(k) for k in context.asset_partition_keys]
+    return {"source": [metadata[SOURCE]], "source_partition": keys}
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):

@@ -146,7 +146,7 @@ def test_bom_and_path_source_give_the_same_frames(tmp_path: Path) -> None:
     assert_frame_equal(from_path[1], plain[1])
 
 
-@pytest.mark.parametrize("payload", [b"", b"\xef\xbb\xbf", b"[]", b"  \n[ ]\n"])
+@pytest.mark.parametrize("payload", [b"[]", b"  \n[ ]\n", b"\xef\xbb\xbf[]"])
 def test_empty_export_gives_empty_frames(payload: bytes) -> None:
     annotations, quarantine = parse_label_studio(io.BytesIO(payload), "e", "empty.json")
     assert annotations.is_empty() and quarantine.is_empty()
@@ -160,11 +160,12 @@ def test_empty_export_gives_empty_frames(payload: bytes) -> None:
         (b'{"id": 1}', "byte offset 0"),
         (b'"tasks"', "byte offset 0"),
         (b'\xef\xbb\xbf \n {"id": 1}', "byte offset 6"),
-        (b"[1, 2]", "task 0"),
         (b'[{"data": {}, "annotations": []}, {"data": {', "task 1"),
         (b'[{"data": {}, "annotations": []} {"data": {}}]', "task 1"),
-        (b'[{"data": {}, "annotations": {"id": 1}}]', "task 0"),
         (b"[{}] trailing", "task 1"),
+        (b"", "zero bytes"),
+        (b"\xef\xbb\xbf", "white space"),
+        (b" \n\t ", "white space"),
     ],
 )
 def test_malformed_export_names_file_and_position(payload: bytes, where: str) -> None:
@@ -211,10 +212,14 @@ def test_flat_csv_missing_column_is_an_error() -> None:
         parse_flat_csv(io.BytesIO(b"capture_id,annotator,task,label\n"), "e", "flat.csv")
 
 
-def test_flat_csv_empty_file_gives_empty_frames() -> None:
-    for payload in (b"", CSV_HEADER.encode()):
-        annotations, quarantine = parse_flat_csv(io.BytesIO(payload), "e", "flat.csv")
-        assert annotations.is_empty() and quarantine.is_empty()
+def test_flat_csv_header_only_gives_empty_frames() -> None:
+    annotations, quarantine = parse_flat_csv(io.BytesIO(CSV_HEADER.encode()), "e", "flat.csv")
+    assert annotations.is_empty() and quarantine.is_empty()
+
+
+def test_flat_csv_zero_bytes_is_an_error() -> None:
+    with pytest.raises(LabelExportError, match=r"^flat\.csv: zero bytes"):
+        parse_flat_csv(io.BytesIO(b""), "e", "flat.csv")
 
 
 def _pooled_input() -> pl.DataFrame:

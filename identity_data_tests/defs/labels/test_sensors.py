@@ -6,7 +6,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from identity_data.defs.labels.sensors import export_partition, label_export_sensor
+from identity_data.defs.labels.sensors import export_file, export_partition, label_export_sensor
+from identity_data.safety import UnsafePathError
 from identity_data.stores.deployment import Deployment
 
 
@@ -79,11 +80,49 @@ def test_run_keys_dedupe_a_replayed_tick(instance, exports):
     assert [r.run_key for r in replay.run_requests] == [r.run_key for r in first.run_requests]
 
 
-def test_empty_export_creates_nothing(instance, exports):
+def test_zero_byte_export_gets_a_run_that_fails_visibly(instance, exports):
     (exports / "empty.json").write_bytes(b"")
     result = tick(instance, None)
-    assert result.run_requests == []
-    assert instance.get_dynamic_partitions("label_exports") == []
+    (request,) = result.run_requests
+    assert request.partition_key.startswith("empty.json@")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "evil name.json",
+        "\uff0e\uff0e.json",
+        "..json",
+        "a\u2215b.json",
+        "-x.json",
+        "x" * 210 + ".json",
+    ],
+)
+def test_names_outside_the_key_grammar_are_skipped(instance, exports, name):
+    (exports / name).write_text("[]  ")
+    write(exports, "good.json")
+    result = tick(instance, None)
+    assert [r.partition_key.split("@")[0] for r in result.run_requests] == ["good.json"]
+    assert [p.split("@")[0] for p in instance.get_dynamic_partitions("label_exports")] == [
+        "good.json"
+    ]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../../../../outside/pwn",
+        "x.json@abc/../../y",
+        "/etc/passwd",
+        "x\x00.json@0123456789ab",
+        "\uff0e\uff0e\uff0fx.json@0123456789ab",
+        "x.json@not-hex-at-all",
+        "x.json",
+    ],
+)
+def test_export_partition_keys_are_checked_where_used(key):
+    with pytest.raises(UnsafePathError):
+        export_file(key)
 
 
 def test_empty_list_export_creates_nothing(instance, exports):

@@ -7,9 +7,10 @@ from PIL import Image
 from polars.testing import assert_frame_equal
 
 from identity_data.defs.raw import extract
-from identity_data.defs.raw.extract import RECORD_SCHEMA, ingest, manifest_records
+from identity_data.defs.raw.extract import RECORD_SCHEMA, ManifestError, ingest, manifest_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.privacy import pseudonymise
+from identity_data.safety import UnsafePathError
 from identity_data.stores.blobs import LocalBlobStore
 
 KEY = b"k" * 32
@@ -73,10 +74,14 @@ def test_ingest_accounts_for_every_record(stores):
     assert reasons["r3"].startswith("blob:")
     assert reasons["r4"] == "blob:zero bytes"
     assert reasons["r5"].startswith("blob:not one of JPEG")
-    assert reasons["r6"] == "blob:blob not found: missing.jpg"
+    assert reasons["r6"] == "blob:blob not found"
     assert reasons["r7"] == "capture_id:duplicate capture_id in this partition"
     assert reasons["r8"].startswith("capture_type:not one of")
     assert reasons["r9"] == "capture_id:missing"
+    status = dict(zip(bad["record"], bad["decode_status"], strict=True))
+    assert (status["r4"], status["r5"], status["r6"]) == ("empty", "not_image", "missing")
+    assert status["r3"] in ("truncated", "corrupt")
+    assert status["r7"] is None and status["r8"] is None
 
 
 def test_ingest_content_addresses_and_pseudonymises(stores):
@@ -182,3 +187,72 @@ def test_decode_cache_gives_the_same_manifest_as_decoding(tmp_path):
     strip = pl.col("blob_uri").str.replace(r"^.*/raw/", "raw/")
     for c, w in zip(cold, warm, strict=True):
         assert_frame_equal(c.with_columns(strip), w.with_columns(strip))
+
+
+# Every way a manifest's `file` (or a database's blob path) could name a file outside its folder.
+TRAVERSALS = {
+    "../../outside/secret.jpg": "path_parent_reference",
+    "sub/../../secret.jpg": "path_parent_reference",
+    # Joined to the folder, an absolute name leaves an empty component: refused all the same.
+    "/etc/passwd": "path_bad_component",
+    "C:secret.jpg": "path_bad_component",
+    "a.jpg\x00.png": "path_control_character",
+    "..\\..\\secret.jpg": "path_backslash",
+    "\uff0e\uff0e\uff0fsecret.jpg": "path_non_ascii",  # fullwidth ../
+    "\u2025/secret.jpg": "path_non_ascii",  # two-dot leader
+    "a\u2215..\u2215secret.jpg": "path_non_ascii",  # division slash
+    ".hidden.jpg": "path_bad_component",
+    "a//b.jpg": "path_bad_component",
+}
+
+
+def test_paths_from_input_never_leave_the_folder(tmp_path, stores):
+    src, lake = stores
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(jpeg(7))
+    src.put_if_absent("drop/c1/ok.jpg", jpeg(9))
+    # A symlink that passes the grammar but resolves out of the store: refused when read.
+    (src.root / "drop/c1/link.jpg").symlink_to(outside / "secret.jpg")
+    rows = [
+        {"record": f"r{n}", "capture_id": f"c{n}", "blob_key": f"drop/c1/{name}"}
+        for n, name in enumerate([*TRAVERSALS, "link.jpg", "ok.jpg"])
+    ]
+    manifest, bad = ingest(records(rows), src.read, lake, KEY, "campaign", "c1")
+    assert manifest["capture_id"].to_list() == [f"c{len(TRAVERSALS) + 1}"]
+    reasons = dict(zip(bad["record"], bad["reason"], strict=True))
+    for n, expected in enumerate(TRAVERSALS.values()):
+        assert reasons[f"r{n}"] == expected, rows[n]
+    assert reasons[f"r{len(TRAVERSALS)}"] == "path resolves outside its store"
+    assert bad.filter(pl.col("reason").str.starts_with("path_"))["decode_status"].is_null().all()
+    # Nothing from outside reached the raw zone.
+    stored = [p.read_bytes() for p in lake.root.rglob("*") if p.is_file()]
+    assert stored == [jpeg(9)]
+
+
+def test_store_refuses_keys_outside_its_root(tmp_path):
+    store = LocalBlobStore(tmp_path / "lake")
+    (tmp_path / "secret.txt").write_text("secret")
+    for key in ["../secret.txt", "/etc/passwd", "a\x00b", "\uff0e\uff0e/secret.txt"]:
+        for call in (store.read, store.open, store.exists, store.uri):
+            with pytest.raises(UnsafePathError):
+                call(key)
+        with pytest.raises(UnsafePathError):
+            store.put_if_absent(key, b"x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_unreadable_manifest_fails_without_quoting_it(stores):
+    src, _ = stores
+    probe = b"probe.person@example.org"
+    src.put_if_absent(
+        "drop/c3/manifest.csv",
+        b"capture_id,subject_ref,capture_type,device,captured_at,file\n"
+        b'x1,"' + probe + b",selfie,cam,2026-11-28T10:00:00Z,a.jpg\n",
+    )
+    src.put_if_absent("drop/c4/manifest.csv", b"capture_id,file\n\xff\xfe" + probe + b",a\n")
+    for folder in ("drop/c3", "drop/c4"):
+        with pytest.raises(ManifestError, match=rf"^{folder}/manifest.csv: ") as err:
+            manifest_records(src, folder)
+        assert probe.decode() not in str(err.value)
+        assert err.value.__cause__ is None and err.value.__suppress_context__

@@ -1,0 +1,87 @@
+"""Containment of paths built from input, and the grammar of partition keys.
+
+Manifest file names, database blob paths, partition keys typed into the UI and export names all
+become paths. Each is checked by grammar before any read or write, then (locally) resolved,
+symlinks included, and refused unless it stays inside its root. Messages name the offending
+value only through `describe`, which escapes it and caps its length, and never quote file content.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+# Dynamic partition keys (campaign folders, `<export file>@<md5 prefix>`): one path component of
+# plain ASCII, so no separator, no `..`, no NUL and no Unicode look-alike of any of them.
+PARTITION_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
+# One component of a key built from input (a manifest's `file`, a capture's `blob_path`).
+_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,254}")
+MAX_KEY_CHARS = 1024
+# Capture, annotation and annotator ids are copied into tables and quarantine rows; free text (a
+# name, an e-mail address) is not an id, so it is refused rather than copied.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class UnsafePathError(ValueError):
+    """A path or partition key built from input breaks its grammar or leaves its root."""
+
+
+def describe(value: object, limit: int = 80) -> str:
+    """An escaped, length-capped rendering of an identifier, safe for a log line."""
+    text = ascii(value)
+    return text if len(text) <= limit else f"{text[:limit]}…({len(str(value))} chars)"
+
+
+def check_partition_key(key: object, what: str = "partition key") -> str:
+    """`key` if it follows PARTITION_KEY; the UI and the API accept any string, so every asset
+    and IO manager that turns a key into a path calls this before touching storage."""
+    if not isinstance(key, str) or not PARTITION_KEY.fullmatch(key):
+        raise UnsafePathError(
+            f"{what} {describe(key)} is not 1-200 characters of A-Z a-z 0-9 . _ @ - "
+            "starting with a letter or digit; nothing was read or written for it"
+        )
+    return key
+
+
+def key_fault(key: object) -> str | None:
+    """Why an object key built from input is unsafe (a reason code), or None if it is fine.
+
+    A key is a relative POSIX path whose components are ASCII letters, digits and `._+-`, not
+    starting with a dot (no `..`, no hidden or temporary files).
+    """
+    if not isinstance(key, str) or not key:
+        return "path_missing"
+    if len(key) > MAX_KEY_CHARS:
+        return "path_too_long"
+    if "\x00" in key or any(unicodedata.category(ch) == "Cc" for ch in key):
+        return "path_control_character"
+    if "\\" in key:
+        return "path_backslash"
+    if key.startswith("/") or re.match(r"[A-Za-z]:", key):
+        return "path_absolute"
+    parts = key.split("/")
+    if any(part in ("..", ".") for part in parts):
+        return "path_parent_reference"
+    if not key.isascii():
+        # Fullwidth dots and slashes, one-dot leaders and the like normalise to `../`.
+        return "path_non_ascii"
+    if not all(_COMPONENT.fullmatch(part) for part in parts):
+        return "path_bad_component"
+    return None
+
+
+def check_key(key: object) -> str:
+    """`key` if `key_fault` finds nothing wrong with it; else UnsafePathError naming the rule."""
+    fault = key_fault(key)
+    if fault:
+        raise UnsafePathError(f"object key {describe(key)} refused ({fault})")
+    return key  # type: ignore[return-value]
+
+
+def contained(root: Path, key: str) -> Path:
+    """`root / key`, resolved through symlinks, if it stays inside the resolved `root`."""
+    path = (root / check_key(key)).resolve()
+    if not path.is_relative_to(root):
+        raise UnsafePathError(f"object key {describe(key)} resolves outside its store")
+    return path
