@@ -134,7 +134,8 @@ class Demo:
     def start(self, days: list[str]) -> None:
         """What the operator does; everything after it is the sensors'. The sensors tick once
         first, as the daemon's do when it starts: automation conditions react to changes since
-        their previous tick."""
+        their previous tick: the automation sensor ticks first, so every later file counts."""
+        self.tick(self.sensors[-1])
         self.settle()
         self.backfill(PRODUCTION_RAW, days)
         self.import_open_datasets()
