@@ -10,27 +10,54 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
+from dagster._core.execution.build_resources import wrap_resources_for_execution
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteInstigatorOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.scheduler.instigation import (
+    InstigatorState,
+    InstigatorStatus,
+    InstigatorType,
+    SensorInstigatorData,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    RUN_KEY_TAG,
+    SENSOR_NAME_TAG,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from identity_data.definitions import defs as load_defs
-from identity_data.defs.labels.assets import EXPORT_ANNOTATIONS, EXPORT_QUARANTINE
+from identity_data.defs.automation import AUTOMATION_SENSOR
 from identity_data.defs.labels.sensors import label_export_sensor
-from identity_data.defs.raw.assets import SOURCES, CaptureSource
+from identity_data.defs.raw.partitions import open_datasets
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.sample import generate
 from identity_data.settings import ensure_local_key, resolve_settings
 
-LABEL_KEYS = [
-    dg.AssetKey(["labels", "consensus_labels"]),
-    dg.AssetKey(["annotations", "near_duplicates"]),
-]
+# What `make demo` sets up by hand, as an operator would: a backfill of the sample's capture days
+# (in production the daily schedule extracts each day as it ends). Everything after it is what the
+# daemon would launch: the drop sensors' runs and the automation sensor's runs, tick by tick.
+# Open datasets are imported by hand too, one partition per dataset.
+PRODUCTION_RAW = ["raw/production_captures", "raw/production_quarantine"]
+OPEN_DATASET_RAW = ["raw/open_dataset_captures", "raw/open_dataset_quarantine"]
+# The sample's last capture day: fixed, so README's commands name days inside the sample.
+SAMPLE_END = date(2026, 11, 28)
+MAX_TICKS = 30
+# workspace.yaml's location; a Definitions object is the repository "__repository__".
+LOCATION_NAME = "identity_data"
+REPOSITORY_NAME = "__repository__"
+RANGE_START, RANGE_END = ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG
 
 
 @dataclass
@@ -40,20 +67,31 @@ class Tally:
     checks_failed: list[str] = field(default_factory=list)
     checks_warned: list[str] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)
+    runs: int = 0
 
     def say(self, message: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f}s] {message}", flush=True)
 
 
 class Demo:
+    """The daemon's path in one process: the definitions' own sensors evaluated against the
+    instance, their run requests executed in order, their cursors stored where the daemon
+    reads them, so `make dev` afterwards starts exactly where this left off."""
+
     def __init__(self, instance: dg.DagsterInstance, tally: Tally) -> None:
         self.instance, self.tally = instance, tally
         self.defs = load_defs()
         self.assets = list(self.defs.assets or [])
         self.resources = dict(self.defs.resources or {})
+        self.repository = self.defs.get_repository_def()
+        self.sensors = [
+            self.repository.get_sensor_def(name)
+            for name in (campaign_sensor.name, label_export_sensor.name, AUTOMATION_SENSOR)
+        ]
 
     def run(self, label: str, selection: dg.AssetSelection, **kwargs) -> None:
         self.tally.say(f"materializing {label}")
+        self.tally.runs += 1
         result = dg.materialize(
             self.assets,
             selection=selection,
@@ -76,73 +114,138 @@ class Demo:
             self.tally.failed_runs.append(label)
             self.tally.say(f"  run FAILED: {label}")
 
-    def discover(self, sensor: dg.SensorDefinition) -> list[str]:
-        """Evaluate a sensor exactly as the daemon would and register its partitions."""
-        context = dg.build_sensor_context(instance=self.instance, resources=self.resources)
-        result = sensor(context)
-        for request in result.dynamic_partitions_requests or []:
+    def backfill(self, keys: list[str], days: list[str]) -> None:
+        """One single-run backfill of a daily range, as `dg launch --partition-range` runs it."""
+        self.run(
+            f"{', '.join(keys)} {days[0]}...{days[-1]}",
+            dg.AssetSelection.assets(*(dg.AssetKey.from_user_string(k) for k in keys)),
+            tags=range_tags(days[0], days[-1]),
+        )
+
+    def import_open_datasets(self) -> None:
+        keys = [dg.AssetKey.from_user_string(k) for k in OPEN_DATASET_RAW]
+        for partition in open_datasets.get_partition_keys():
+            self.run(
+                f"{', '.join(OPEN_DATASET_RAW)} {partition}",
+                dg.AssetSelection.assets(*keys),
+                partition_key=partition,
+            )
+
+    def start(self, days: list[str]) -> None:
+        """What the operator does; everything after it is the sensors'. The sensors tick once
+        first, as the daemon's do when it starts: automation conditions react to changes since
+        their previous tick: the automation sensor ticks first, so every later file counts."""
+        self.tick(self.sensors[-1])
+        self.settle()
+        self.backfill(PRODUCTION_RAW, days)
+        self.import_open_datasets()
+
+    def tick(self, sensor: dg.SensorDefinition) -> int:
+        """One tick of `sensor` as the daemon evaluates it; returns the runs it launched."""
+        state = sensor_state(self.instance, sensor)
+        # Built as the daemon builds it: with an instance ref, run requests are validated
+        # against the partitions the same tick adds.
+        with (
+            dg.SensorEvaluationContext(
+                instance_ref=self.instance.get_ref(),
+                cursor=state.instigator_data.cursor if state and state.instigator_data else None,
+                repository_name=REPOSITORY_NAME,
+                repository_def=self.repository,
+                instance=self.instance,
+                sensor_name=sensor.name,
+                resources=wrap_resources_for_execution(self.resources),
+            ) as context,
+            dg.partition_loading_context(dynamic_partitions_store=self.instance),
+        ):
+            data = sensor.evaluate_tick(context)
+        for request in data.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(
                 request.partitions_def_name, list(request.partition_keys)
             )
-        return sorted({r.partition_key for r in result.run_requests or []})
+        launched = 0
+        for request in data.run_requests or []:
+            if request.run_key and self.seen_run_key(sensor.name, request.run_key):
+                continue
+            self.execute(sensor, request)
+            launched += 1
+        save_sensor_state(self.instance, sensor, data.cursor)
+        return launched
 
-    def materialize_graph(
-        self, sources: Sequence[CaptureSource], days: list[str]
-    ) -> tuple[list[str], list[str]]:
-        """The whole graph in dependency order, as the sensors and automation would launch it;
-        returns the campaign and label-export partitions the sensors found."""
-        campaigns = self.discover(campaign_sensor)
-        exports = self.discover(label_export_sensor)
-        self.tally.say(f"sensors found {len(campaigns)} campaigns, {len(exports)} label exports")
-        runs = [(s, run) for s in sources for run in partition_runs(s, days, campaigns)]
-        for source, run in runs:
-            tables = ("captures", "annotations")
-            self.run(f"{source.name} {run}", source_selection(source, tables), **run)
-        for export in exports:
-            self.run(
-                f"label export {export}",
-                dg.AssetSelection.assets(EXPORT_ANNOTATIONS, EXPORT_QUARANTINE),
-                partition_key=export,
-            )
+    def seen_run_key(self, sensor_name: str, run_key: str) -> bool:
+        tags = {SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key}
+        return bool(self.instance.get_run_ids(dg.RunsFilter(tags=tags), limit=1))
+
+    def execute(self, sensor: dg.SensorDefinition, request: dg.RunRequest) -> None:
+        if request.asset_selection is not None:
+            keys = list(request.asset_selection)
+        else:
+            job = sensor.job if sensor.has_jobs else None
+            keys = list(self.repository.get_job(job.name).asset_layer.selected_asset_keys)
+        tags = {**request.tags, SENSOR_NAME_TAG: sensor.name}
+        if request.run_key:
+            tags[RUN_KEY_TAG] = request.run_key
+        where = request.partition_key or tags.get(RANGE_START, "")
+        if RANGE_START in tags:
+            where = f"{tags[RANGE_START]}...{tags[RANGE_END]}"
+        label = f"{sensor.name}: {', '.join(k.to_user_string() for k in keys)} {where}".strip()
         self.run(
-            "consensus and near-duplicates",
-            dg.AssetSelection.assets(*LABEL_KEYS).required_multi_asset_neighbors()
-            | dg.AssetSelection.assets(
-                dg.AssetKey(["warehouse", "labels"]),
-                dg.AssetKey(["warehouse", "annotator_quality"]),
-            ),
+            label,
+            dg.AssetSelection.assets(*keys),
+            partition_key=request.partition_key,
+            tags=tags,
         )
-        for source, run in runs:
-            self.run(
-                f"{source.name} training examples {run}",
-                dg.AssetSelection.assets(source.key("warehouse", "training_examples")),
-                **run,
-            )
-        return campaigns, exports
+
+    def settle(self) -> int:
+        """Tick every sensor until a whole round launches nothing, as the daemon would."""
+        for round_ in range(MAX_TICKS):
+            launched = sum(self.tick(sensor) for sensor in self.sensors)
+            if not launched:
+                self.tally.say(f"sensors and automation settled after {round_ + 1} rounds")
+                return round_ + 1
+        raise RuntimeError(f"sensors still launching runs after {MAX_TICKS} rounds")
 
 
-def source_selection(source, tables: tuple[str, ...]) -> dg.AssetSelection:
-    keys = [
-        source.key("raw", "captures"),
-        source.key("raw", "quarantine"),
-        source.key("annotations", "annotations"),
-    ]
-    keys += [source.key("warehouse", t) for t in tables]
-    return dg.AssetSelection.assets(*keys)
+def range_tags(start: str, end: str) -> dict[str, str]:
+    return {RANGE_START: start, RANGE_END: end}
 
 
-def partition_runs(source, days: list[str], campaigns: list[str]) -> list[dict]:
-    if source.name == "production":
-        return [
-            {
-                "tags": {
-                    "dagster/asset_partition_range_start": days[0],
-                    "dagster/asset_partition_range_end": days[-1],
-                }
-            }
-        ]
-    keys = campaigns if source.name == "campaign" else source.partitions_def.get_partition_keys()
-    return [{"partition_key": key} for key in keys]
+def _origin(sensor_name: str) -> RemoteInstigatorOrigin:
+    """The origin the daemon builds from workspace.yaml; its selector id is what it looks up."""
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable,
+        module_name="identity_data.definitions",
+        attribute="defs",
+        working_directory=str(Path.cwd()),
+    )
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(target, location_name=LOCATION_NAME)
+    return RemoteInstigatorOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), sensor_name)
+
+
+def sensor_state(instance: dg.DagsterInstance, sensor: dg.SensorDefinition):
+    origin = _origin(sensor.name)
+    return instance.get_instigator_state(origin.get_id(), origin.get_selector().get_id())
+
+
+def save_sensor_state(
+    instance: dg.DagsterInstance, sensor: dg.SensorDefinition, cursor: str | None
+) -> None:
+    """Store the cursor where the daemon reads it (the sensor's instigator state)."""
+    origin = _origin(sensor.name)
+    now = time.time()
+    data = SensorInstigatorData(
+        last_tick_timestamp=now,
+        min_interval=sensor.minimum_interval_seconds,
+        cursor=cursor,
+        last_tick_start_timestamp=now,
+        sensor_type=sensor.sensor_type,
+        last_tick_success_timestamp=now,
+    )
+    existing = sensor_state(instance, sensor)
+    state = InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.DECLARED_IN_CODE, data)
+    if existing:
+        instance.update_instigator_state(state)
+    else:
+        instance.add_instigator_state(state)
 
 
 def summary(tally: Tally, home: Path) -> None:
@@ -178,6 +281,7 @@ def summary(tally: Tally, home: Path) -> None:
         f"Files: sources and lake under {home}, Dagster instance under "
         f"{dg.DagsterInstance.get().root_directory}"
     )
+    print(f"Runs: {tally.runs}, failed: {len(tally.failed_runs)}")
     print(f"Wall time: {time.monotonic() - tally.started:.1f}s")
 
 
@@ -187,11 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--captures-per-day", type=int, default=200)
     parser.add_argument("--campaigns", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--end-date", type=date.fromisoformat, default=SAMPLE_END)
     args = parser.parse_args(argv)
 
     tally = Tally()
     home = Path(dg.EnvVar("IDENTITY_DATA_HOME").get_value("data") or "data").resolve()
-    end = datetime.now(UTC).date() - timedelta(days=1)
+    end = args.end_date
     tally.say(f"generating sample sources in {home} (seed {args.seed}, {args.days} days)")
     generate(
         home,
@@ -204,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     ensure_local_key(home)
     days = [(end - timedelta(days=n)).isoformat() for n in reversed(range(args.days))]
 
-    Demo(dg.DagsterInstance.get(), tally).materialize_graph(SOURCES, days)
+    demo = Demo(dg.DagsterInstance.get(), tally)
+    demo.start(days)
+    demo.settle()
     summary(tally, home)
     return 1 if tally.failed_runs or tally.checks_failed else 0
 

@@ -10,6 +10,8 @@ from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.stores.deployment import Deployment
 
 MAX_RUNS_PER_TICK = 25
+# Tag on every sensor-launched run: the runs list shows which file a run is for.
+FILE_TAG = "identity_data/file"
 
 
 def build_drop_sensor(
@@ -20,6 +22,7 @@ def build_drop_sensor(
     partition_for: Callable[[ObjectInfo, BlobStore], str | None],
     description: str,
     suffixes: tuple[str, ...],
+    job_name: str,
     max_runs: int = MAX_RUNS_PER_TICK,
 ) -> dg.SensorDefinition:
     """Watch `prefix`; each new or changed object (by content version) requests one run.
@@ -27,13 +30,15 @@ def build_drop_sensor(
     The cursor maps object key -> last seen version, so a restart neither repeats nor misses a
     file; run keys carry the version, so a re-evaluated tick cannot launch a run twice. At most
     `max_runs` objects are taken per tick: a dump of thousands of files drains over several ticks
-    instead of flooding the instance.
+    instead of flooding the instance. Runs belong to the named job `job_name`, so the runs list
+    says what they do.
     """
+    job = dg.define_asset_job(job_name, selection=target, description=description)
 
     @dg.sensor(
         name=name,
         description=description,
-        target=target,
+        target=job,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -57,7 +62,13 @@ def build_drop_sensor(
                 continue
             if not context.instance.has_dynamic_partition(partitions_def.name, partition):
                 new_keys.append(partition)
-            runs.append(dg.RunRequest(run_key=f"{obj.key}@{obj.version}", partition_key=partition))
+            runs.append(
+                dg.RunRequest(
+                    run_key=f"{obj.key}@{obj.version}",
+                    partition_key=partition,
+                    tags={FILE_TAG: obj.key},
+                )
+            )
         return dg.SensorResult(
             run_requests=runs,
             dynamic_partitions_requests=[partitions_def.build_add_request(new_keys)]

@@ -15,6 +15,7 @@ from dagster_polars.io_managers.utils import get_metadata_schema
 from pydantic import PrivateAttr
 from upath import UPath
 
+from identity_data.metadata import add_partition_metadata, partition_metadata
 from identity_data.safety import UnsafePathError, check_partition_key
 from identity_data.settings import resolve_settings
 
@@ -144,8 +145,17 @@ class LakeIOManager(PolarsParquetIOManager):
         for key, path in paths.items():
             self.make_directory(path.parent)
             self._claim(context, path)
-            self.write_df_to_path(context, frame.filter(pl.col(PARTITION_COLUMN) == key), path)
-        context.add_output_metadata({"partitions": len(paths), "dagster/row_count": frame.height})
+            part = frame.filter(pl.col(PARTITION_COLUMN) == key)
+            self.write_df_to_path(context, part, path)
+            add_partition_metadata(
+                context,
+                key,
+                {
+                    "path": dg.MetadataValue.path(str(path)),
+                    **partition_metadata(part),
+                },
+            )
+        context.add_output_metadata({"partitions": len(paths)})
 
     def _load_present(self, context: dg.InputContext) -> dict[str, Any]:
         """All materialized partitions among those asked for: a lake-wide input over a daily

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import pytest
 
-from identity_data.defs.raw.assets import SOURCES
+from identity_data.defs.raw.partitions import campaigns
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.demo import Demo, Tally
 from identity_data.sample import generate
@@ -135,12 +135,9 @@ def _materialize_campaign(env: dict[str, str], day: date) -> str:
         with dg.DagsterInstance.get() as instance:
             tally = Tally()
             demo = Demo(instance, tally)
-            (campaign,) = demo.discover(campaign_sensor)
-            source = next(s for s in SOURCES if s.name == "campaign")
-            selection = dg.AssetSelection.assets(
-                source.key("raw", "captures"), source.key("raw", "quarantine")
-            )
-            demo.run(f"campaign {campaign}", selection, partition_key=campaign)
+            # The campaign sensor's tick, as the daemon runs it: partition added, raw extracted.
+            demo.tick(demo.repository.get_sensor_def(campaign_sensor.name))
+            (campaign,) = instance.get_dynamic_partitions(campaigns.name)
         if tally.failed_runs or tally.checks_failed:
             raise RuntimeError(f"setup materialization failed: {tally}")
         return campaign

@@ -3,6 +3,14 @@
 import dagster as dg
 import polars as pl
 
+from identity_data.conditions import (
+    PARTITION_COLUMNS,
+    change_metadata,
+    every_partition,
+    partition_digests,
+    pooled,
+    previous_digests,
+)
 from identity_data.defs.annotations import dedup
 from identity_data.defs.annotations.checks import (
     annotation_check_results,
@@ -35,6 +43,8 @@ HEAVY_STEP_TAGS = {
         }
     }
 }
+# What a partition's training examples read from the clusters.
+CLUSTER_DIGEST_COLUMNS = ["capture_id", "cluster_id", "is_representative"]
 
 
 def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
@@ -49,7 +59,7 @@ def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         # Changes with the model, its weights and its parameters, so the UI marks old rows stale.
         code_version=ANNOTATOR_CODE_VERSION,
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=every_partition(),
         ins={
             "manifest": dg.AssetIn(
                 source.key("raw", "captures"), metadata={"columns": MANIFEST_COLUMNS}
@@ -81,13 +91,13 @@ annotation_assets = [build_annotation_asset(source) for source in SOURCES]
     group_name="annotations",
     kinds={"polars", "parquet"},
     code_version=dedup.DEDUP_CODE_VERSION,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=pooled(),
     ins={
         f"{s.name}": dg.AssetIn(
             s.key("annotations", "annotations"),
             metadata={
                 "allow_missing_partitions": True,
-                "columns": ["capture_id", *dedup.HASH_COLUMNS],
+                "columns": ["capture_id", "source_partition", *dedup.HASH_COLUMNS],
             },
         )
         for s in SOURCES
@@ -97,13 +107,29 @@ annotation_assets = [build_annotation_asset(source) for source in SOURCES]
         duplicate_check_spec(NEAR_DUPLICATES),
     ],
 )
-def near_duplicates(production: pl.DataFrame, campaign: pl.DataFrame, open_dataset: pl.DataFrame):
+def near_duplicates(
+    context: dg.AssetExecutionContext,
+    production: pl.DataFrame,
+    campaign: pl.DataFrame,
+    open_dataset: pl.DataFrame,
+):
     """Cluster every capture's pHash with every other one, across sources and partitions."""
-    empty = pl.DataFrame(
-        schema={"capture_id": pl.String, **dict.fromkeys(dedup.HASH_COLUMNS, pl.String)}
+    columns = ["capture_id", "source_partition", *dedup.HASH_COLUMNS]
+    empty = pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+    frames = {"production": production, "campaign": campaign, "open_dataset": open_dataset}
+    hashes = pl.concat(
+        [empty.with_columns(source=pl.lit("", pl.String))]
+        + [f.select(columns).with_columns(source=pl.lit(s)) for s, f in frames.items() if f.width]
     )
-    hashes = pl.concat([empty, *(f for f in (production, campaign, open_dataset) if f.width)])
-    clusters = dedup.near_duplicates(hashes)
-    yield dg.Output(clusters, metadata={"dagster/row_count": clusters.height})
+    clusters = dedup.near_duplicates(hashes.drop("source", "source_partition"))
+    placed = clusters.join(hashes.select("capture_id", *PARTITION_COLUMNS), on="capture_id")
+    digests = partition_digests(placed, CLUSTER_DIGEST_COLUMNS)
+    yield dg.Output(
+        clusters,
+        metadata={
+            "dagster/row_count": clusters.height,
+            **change_metadata(previous_digests(context.instance, NEAR_DUPLICATES), digests),
+        },
+    )
     yield schema_check(clusters, NearDuplicates, NEAR_DUPLICATES)
     yield duplicate_check_result(clusters, NEAR_DUPLICATES)

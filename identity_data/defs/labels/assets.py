@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from identity_data.conditions import change_metadata, partition_digests, pooled, previous_digests
 from identity_data.defs.labels import consensus as cs
 from identity_data.defs.labels.checks import consensus_check_specs, consensus_checks
 from identity_data.defs.labels.metadata import class_balance, label_metadata
@@ -29,7 +30,9 @@ EXPORT_QUARANTINE = dg.AssetKey(["labels", "export_quarantine"])
 CONSENSUS = dg.AssetKey(["labels", "consensus_labels"])
 QUALITY = dg.AssetKey(["labels", "annotator_quality"])
 UNMATCHED = dg.AssetKey(["labels", "unmatched_annotations"])
-CAPTURE_COLUMNS = ["capture_id", "capture_date", "source"]
+CAPTURE_COLUMNS = ["capture_id", "capture_date", "source", "source_partition"]
+# What a day's training examples read from consensus: a change here re-runs exactly that day.
+LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
 
 
 @dg.multi_asset(
@@ -113,7 +116,7 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
         description=description,
         group_name="labels",
         kinds={"polars", "parquet"},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=pooled(),
     )
 
 
@@ -163,12 +166,17 @@ def consensus(
         ),
         WarehouseLabel,
     )
+    digests = partition_digests(
+        labels.join(captures.select("capture_id", "source_partition"), on="capture_id"),
+        LABEL_DIGEST_COLUMNS,
+    )
     yield dg.Output(
         labels,
         output_name="labels",
         metadata={
             "dagster/row_count": labels.height,
             "superseded_rows": superseded.height,
+            **change_metadata(previous_digests(context.instance, CONSENSUS), digests),
             **label_metadata(labels),
         },
     )

@@ -75,5 +75,6 @@ label_export_sensor = build_drop_sensor(
     ),
     partition_for=export_partition,
     description="Adds a partition per new or changed label export and parses it.",
+    job_name="parse_label_export",
     suffixes=EXPORT_SUFFIXES,
 )

@@ -31,5 +31,6 @@ campaign_sensor = build_drop_sensor(
     ),
     partition_for=campaign_of,
     description="Adds a campaign partition when its manifest.csv lands, and extracts it.",
+    job_name="extract_campaign",
     suffixes=("manifest.csv",),
 )

@@ -4,6 +4,7 @@ import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
+from identity_data.conditions import every_partition, refreshed_on_change
 from identity_data.defs.labels.assets import CONSENSUS, QUALITY
 from identity_data.defs.labels.schemas import AnnotatorQuality
 from identity_data.defs.raw.assets import SOURCES, CaptureSource
@@ -32,7 +33,7 @@ def _spec(key: dg.AssetKey, table: str, description: str, **kwargs) -> dict:
         kinds={"polars", "duckdb", "bigquery"},
         io_manager_key="warehouse_io_manager",
         metadata={TABLE: table, **kwargs.pop("metadata", {})},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=kwargs.pop("automation_condition", every_partition()),
         # Runs writing one table queue on this pool (limit 1 in dagster.yaml) instead of racing.
         pool=warehouse_pool(table),
         **kwargs,
@@ -94,6 +95,7 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
             examples_key,
             "training_examples",
             f"Usable {source.name} captures with labels and annotations.",
+            automation_condition=refreshed_on_change([CONSENSUS, NEAR_DUPLICATES], source.name),
             **partitioned,
         ),
         ins={

@@ -7,6 +7,7 @@ import polars as pl
 from pydantic import PrivateAttr
 
 from identity_data.defs.warehouse.tables import TABLES
+from identity_data.metadata import add_partition_metadata, partition_metadata, table_metadata
 from identity_data.safety import check_partition_key
 from identity_data.settings import resolve_settings
 from identity_data.stores.deployment import warehouse_backend
@@ -39,7 +40,11 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         metadata = context.definition_metadata
         spec = TABLES[metadata[TABLE]]
         self._backend().replace_slice(spec, obj, _slice(context, metadata))
-        context.add_output_metadata({"table": spec.name, "dagster/row_count": obj.height})
+        context.add_output_metadata({"table": spec.name, **table_metadata(obj)})
+        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
+            for key in context.asset_partition_keys:
+                part = obj.filter(pl.col("source_partition") == key)
+                add_partition_metadata(context, key, partition_metadata(part))
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         upstream = context.upstream_output
