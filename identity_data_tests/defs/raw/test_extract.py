@@ -226,7 +226,7 @@ def test_paths_from_input_never_leave_the_folder(tmp_path, stores):
     assert reasons[f"r{len(TRAVERSALS)}"] == "path resolves outside its store"
     assert bad.filter(pl.col("reason").str.starts_with("path_"))["decode_status"].is_null().all()
     # Nothing from outside reached the raw zone.
-    stored = [p.read_bytes() for p in lake.root.rglob("*") if p.is_file()]
+    stored = [p.read_bytes() for p in (lake.root / "raw").rglob("*") if p.is_file()]
     assert stored == [jpeg(9)]
 
 

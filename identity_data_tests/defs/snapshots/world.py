@@ -22,7 +22,6 @@ from identity_data.demo import Demo, Tally
 from identity_data.sample import generate
 from identity_data.settings import ENV, HOME, ensure_local_key
 from identity_data_tests.conftest import SAMPLE_END
-from identity_data_tests.prod.world import FLOW_SOURCES
 
 FIRST_SNAPSHOT = "s1"
 # The world holds the first day; tests add the later ones as new data.
@@ -54,7 +53,9 @@ class World:
 
 def materialize_days(instance: dg.DagsterInstance, days: list[str]) -> Tally:
     tally = Tally()
-    Demo(instance, tally).materialize_graph(FLOW_SOURCES, days)
+    demo = Demo(instance, tally)
+    demo.start(days, open_datasets=False)
+    demo.settle()
     assert tally.failed_runs == [], tally.failed_runs
     return tally
 
