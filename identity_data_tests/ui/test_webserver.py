@@ -99,9 +99,10 @@ def test_asset_page_shows_materialization_and_passed_checks(stack: Stack, page: 
     expect(page.get_by_text("Latest materialization")).to_be_visible()
     expect(page.get_by_text(stack.campaign).first).to_be_visible()
     page.get_by_role("tab", name="Checks").click()
-    for check in ("CaptureManifest_schema", "row_accounting"):
+    checks = ("CaptureManifest_schema", "row_accounting", "undecodable_rate")
+    for check in checks:
         expect(page.get_by_text(check, exact=True).first).to_be_visible()
-    expect(page.get_by_text("Succeeded", exact=True)).to_have_count(2)
+    expect(page.get_by_text("Succeeded", exact=True)).to_have_count(len(checks))
     page.get_by_text("row_accounting", exact=True).first.click()
     expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
 
