@@ -49,7 +49,8 @@ def extract(home: Path, day: date, out: Path) -> int:
             (start, end),
         ).fetchall()
     frame = pl.DataFrame(rows, schema=COLUMNS, orient="row")
-    key = (home / "pseudonym.key").read_text().strip().encode()
+    # The key file holds 64 hex digits, decoded as the project decodes it.
+    key = bytes.fromhex((home / "pseudonym.key").read_text().strip())
     refs = frame["subject_ref"].unique()
     hashed = [hmac.new(key, r.encode(), hashlib.sha256).hexdigest() for r in refs]
     raw = out / "raw"

@@ -24,7 +24,7 @@ from identity_data.defs.erasure import assets as erase_assets
 from identity_data.defs.erasure import erase
 from identity_data.defs.snapshots.schemas import SNAPSHOT_TABLE
 from identity_data.defs.warehouse.tables import TABLES
-from identity_data.privacy import pseudonymise
+from identity_data.privacy import check_key, pseudonymise
 from identity_data.settings import local_key_file
 from identity_data.stores.bigquery import BigQueryWarehouse
 from identity_data.stores.warehouse import DuckDBWarehouse
@@ -69,7 +69,7 @@ def duckdb_tables(home: Path) -> dict[str, pl.DataFrame]:
 def pick_subject(home: Path) -> tuple[str, str, erase.Erased]:
     """A subject with production captures on several days, labels and rows in snapshot s1,
     sharing no blob and no near-duplicate cluster with anyone else; (ref, pseudonym, ids)."""
-    key = local_key_file(home).read_text().strip().encode()
+    key = check_key(local_key_file(home).read_text().strip())
     with sqlite3.connect(home / "capture_db.sqlite") as con:
         refs = sorted({r for (r,) in con.execute("SELECT subject_ref FROM captures")})
     by_pseudonym = dict(zip(pseudonymise(key, pl.Series(refs)), refs, strict=True))
