@@ -59,9 +59,33 @@ class ContentCache:
         """Store `rows` (a `sha256` column plus values); returns how many files were written."""
         written = 0
         for (shard,), part in rows.sort(KEY).group_by(_SHARD, maintain_order=True):
-            buf = io.BytesIO()
-            part.write_parquet(buf, statistics=False)
-            data = buf.getvalue()
-            name = f"{self.prefix}/{shard}/{hashlib.sha256(data).hexdigest()}.parquet"
-            written += self.store.put_if_absent(name, data)
+            written += _put_file(self.store, f"{self.prefix}/{shard}", part)
         return written
+
+
+def _put_file(store: BlobStore, folder: str, rows: pl.DataFrame) -> bool:
+    buf = io.BytesIO()
+    rows.write_parquet(buf, statistics=False)
+    data = buf.getvalue()
+    return store.put_if_absent(f"{folder}/{hashlib.sha256(data).hexdigest()}.parquet", data)
+
+
+def erase_contents(store: BlobStore, sha256s: Iterable[str]) -> int:
+    """Erasure: drop every cached row of these contents, in every cache and code version. Each
+    file holding one is replaced by a file without it; returns the rows removed."""
+    wanted = pl.Series(KEY, sorted(set(sha256s)), pl.String)
+    shards = set(wanted.str.slice(0, 1))
+    removed = 0
+    for info in list(store.list("cache/", (".parquet",))):
+        folder = info.key.rsplit("/", 1)[0]
+        if folder.rsplit("/", 1)[-1] not in shards:
+            continue
+        frame = pl.read_parquet(io.BytesIO(store.read(info.key)))
+        hit = frame[KEY].is_in(wanted.implode())
+        if not hit.any():
+            continue
+        if not hit.all():
+            _put_file(store, folder, frame.filter(~hit))
+        store.delete(info.key)
+        removed += int(hit.sum())
+    return removed

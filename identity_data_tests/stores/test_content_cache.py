@@ -3,7 +3,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from identity_data.stores.blobs import LocalBlobStore
-from identity_data.stores.content_cache import ContentCache
+from identity_data.stores.content_cache import ContentCache, erase_contents
 
 SCHEMA = {"value": pl.Int64()}
 
@@ -22,6 +22,20 @@ def test_get_returns_only_stored_keys_across_shards_and_writes(tmp_path):
     )
     assert_frame_equal(found, expected)
     assert cache.get([], SCHEMA).height == 0
+
+
+def test_erased_contents_leave_every_cache_and_version(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    v1, v2 = ContentCache(store, "demo", "v1"), ContentCache(store, "other", "v2")
+    v1.put(pl.DataFrame({"sha256": [sha(1), sha(17)], "value": [1, 17]}))
+    v2.put(pl.DataFrame({"sha256": [sha(1), sha(2)], "value": [10, 2]}))
+    assert erase_contents(store, [sha(1), sha(99)]) == 2
+    assert v1.get([sha(1), sha(17)], SCHEMA)["sha256"].to_list() == [sha(17)]
+    assert v2.get([sha(1), sha(2)], SCHEMA)["sha256"].to_list() == [sha(2)]
+    files = [p for p in tmp_path.rglob("*.parquet")]
+    assert len(files) == 2
+    assert not any(sha(1).encode() in p.read_bytes() for p in files)
+    assert erase_contents(store, []) == 0
 
 
 def test_versions_are_separate_and_rewrites_are_no_ops(tmp_path):

@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 
 import polars as pl
 from upath import UPath
@@ -23,6 +24,7 @@ from identity_data.defs.snapshots.build import BLOB_KEY, balance_table, counts_b
 from identity_data.defs.snapshots.schemas import SNAPSHOT_TABLE
 from identity_data.defs.warehouse.tables import TABLES
 from identity_data.stores.blobs import BlobStore
+from identity_data.stores.content_cache import erase_contents
 from identity_data.stores.warehouse import TableSpec, WarehouseBackend
 
 # Tables under tables/erasure/ are the audit itself: they hold counts and hashes only.
@@ -185,7 +187,10 @@ def delete_blobs(lake: BlobStore, tables: UPath, erased: Erased) -> tuple[int, i
         if "blob_uri" in frame.columns:
             referenced |= set(frame["blob_uri"].str.extract(BLOB_KEY).drop_nulls())
     shared = erased.blob_keys & referenced
-    deleted = sum(lake.delete(key) for key in sorted(erased.blob_keys - shared))
+    gone = sorted(erased.blob_keys - shared)
+    deleted = sum(lake.delete(key) for key in gone)
+    # Decode and annotation results of that content are keyed by its sha256, the key's stem.
+    erase_contents(lake, {PurePosixPath(key).stem for key in gone})
     return deleted, len(shared)
 
 
