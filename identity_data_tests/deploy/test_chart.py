@@ -33,6 +33,7 @@ def _instance(objects: list[dict[str, Any]]) -> dict[str, Any]:
 def test_every_rendered_object_is_valid_kubernetes(objects: list[dict[str, Any]]) -> None:
     versions = {chart.validate(document) for document in objects}
     assert versions == {"1.37"}
+    print(f"\n{len(objects)} rendered objects valid for Kubernetes {chart.KUBERNETES_VERSION}")
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
     assert "Deployment/dagster-dagster-user-deployments-identity-data" in kinds
     assert "Deployment/dagster-daemon" in kinds
@@ -82,11 +83,14 @@ def test_code_server_serves_the_project_as_uid_10001(objects: list[dict[str, Any
         "--attribute",
         "defs",
     ]
-    assert container["readinessProbe"]["exec"]["command"][:3] == [
-        "dagster",
-        "api",
-        "grpc-health-check",
-    ]
+    health_check = ["dagster", "api", "grpc-health-check", "-p", "4000"]
+    assert container["readinessProbe"]["exec"]["command"] == health_check
+    # Loading the definitions took 58-87 s here: the startup probe allows 5 minutes before a
+    # restart, and readiness (3 x 20 s) only counts after it.
+    startup = container["startupProbe"]
+    assert startup["exec"]["command"] == health_check
+    assert startup["failureThreshold"] * startup["periodSeconds"] >= 300
+    assert startup["timeoutSeconds"] >= 10
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["runAsUser"] == 10001
     refs = [next(iter(source.values()))["name"] for source in container["envFrom"]]
@@ -97,6 +101,18 @@ def test_code_server_serves_the_project_as_uid_10001(objects: list[dict[str, Any
     )
     # The code server's container context would override runK8sConfig in launched runs.
     assert "DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT" not in env
+
+
+def test_run_pods_may_create_step_jobs_and_nothing_else(objects: list[dict[str, Any]]) -> None:
+    binding = chart.find(objects, "RoleBinding", "identity-data-step-jobs")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "identity-data", "namespace": chart.NAMESPACE}
+    ]
+    role = chart.find(objects, "Role", binding["roleRef"]["name"])
+    grants = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    assert ("jobs", "create") in grants
+    assert {r for r, _ in grants} == {"jobs", "jobs/status", "pods", "pods/log"}
+    assert not {v for r, v in grants if r.startswith("pods")} - {"get", "list"}
 
 
 def test_settings_config_map_holds_no_secret(objects: list[dict[str, Any]]) -> None:

@@ -25,6 +25,8 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import make_url
 
+from identity_data.defs.annotations.assets import HEAVY_STEP_TAGS
+from identity_data.fanout import FANOUT, KUBERNETES, ORCHESTRATOR_RESOURCES
 from identity_data_tests.conftest import SAMPLE_DAYS
 from identity_data_tests.deploy import chart, pods
 from identity_data_tests.deploy.kube_recorder import KubeRecorder
@@ -36,6 +38,10 @@ DATA_MOUNT = "/data"
 # The Dagster instance gets its own database on the session's PostgreSQL.
 INSTANCE_DB = "dagster_instance"
 SECRETS_PG = {"dagster-postgresql-secret": {"postgresql-password": "trust-auth-ignores-it"}}
+_RUN_K8S = chart.load_values()["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
+# Run pods: runK8sConfig, not the code server's 2Gi (includeConfigInLaunchedRuns is off).
+RUN_POD_RESOURCES = _RUN_K8S["containerConfig"]["resources"]
+STEP_POD_RESOURCES = HEAVY_STEP_TAGS["dagster-k8s/config"]["container_config"]["resources"]
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +54,13 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def _overlay(values: dict[str, Any], pg_port: int, grpc_port: int, kubeconfig: Path, data: Path):
     """This machine's facts over deploy/helm/values.yaml: local image, test PostgreSQL, the
-    recorder instead of in-cluster config, the embedded lake on a hostPath volume."""
+    recorder instead of in-cluster config (mounted where run pods' executors read it), the
+    embedded lake on a hostPath volume, and the cluster's fan-out over those local stores."""
     values = copy.deepcopy(values)
     volume = [{"name": "data", "hostPath": {"path": str(data), "type": "Directory"}}]
     mount = [{"name": "data", "mountPath": DATA_MOUNT}]
+    kube = {"name": "kube", "hostPath": {"path": str(kubeconfig.parent), "type": "Directory"}}
+    kube_mount = {"name": "kube", "mountPath": str(kubeconfig.parent), "readOnly": True}
     deployment = values["dagster-user-deployments"]["deployments"][0]
     deployment["image"].update(repository="localhost/identity-data", tag="test")
     deployment.update(port=grpc_port, volumes=volume, volumeMounts=mount)
@@ -59,10 +68,14 @@ def _overlay(values: dict[str, Any], pg_port: int, grpc_port: int, kubeconfig: P
     values["postgresql"]["service"]["port"] = pg_port
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     launcher.update(loadInclusterConfig=False, kubeconfigFile=str(kubeconfig))
-    launcher["runK8sConfig"]["podSpecConfig"]["volumes"] = volume
-    launcher["runK8sConfig"]["containerConfig"]["volumeMounts"] = mount
-    (settings,) = values["extraManifests"]
-    settings["data"] = {"IDENTITY_DATA_ENV": "local", "IDENTITY_DATA_HOME": DATA_MOUNT}
+    launcher["runK8sConfig"]["podSpecConfig"]["volumes"] = [*volume, kube]
+    launcher["runK8sConfig"]["containerConfig"]["volumeMounts"] = [*mount, kube_mount]
+    (settings,) = [m for m in values["extraManifests"] if m["kind"] == "ConfigMap"]
+    settings["data"] = {
+        "IDENTITY_DATA_ENV": "local",
+        "IDENTITY_DATA_HOME": DATA_MOUNT,
+        FANOUT: KUBERNETES,
+    }
     return values
 
 
@@ -101,7 +114,8 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
         connection.execute(sa.text(f"CREATE DATABASE {INSTANCE_DB}"))
     engine.dispose()
     grpc_port = free_port()
-    kubeconfig = recorder.write_kubeconfig(tmp_path / "kubeconfig")
+    (tmp_path / "kube").mkdir()
+    kubeconfig = recorder.write_kubeconfig(tmp_path / "kube" / "config")
     chart_dir = chart.local_chart(tmp_path / "chart")
     values = _overlay(chart.load_values(), pg_port, grpc_port, kubeconfig, data)
     objects = chart.render(chart_dir, values)
@@ -116,16 +130,19 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
     pod_spec = deployment["spec"]["template"]["spec"]
     (container,) = pod_spec["containers"]
     argv = pods.run_argv(pod_spec, objects, pod_secrets, tmp_path, "identity-data-code-server")
-    probe = container["readinessProbe"]["exec"]["command"]
+    startup = container["startupProbe"]
+    probe = startup["exec"]["command"]
+    assert container["readinessProbe"]["exec"]["command"] == probe
     started = time.monotonic()
     with pods.running_pod(argv, tmp_path / "code-server.log"):
+        # The kubelet's budget before it would restart the container.
         _wait(
-            "the chart's readiness probe",
+            "the chart's startup probe",
             lambda: (
                 pods.podman("exec", "identity-data-code-server", *probe, check=False).returncode
                 == 0
             ),
-            timeout=180,
+            timeout=startup["failureThreshold"] * startup["periodSeconds"],
             interval=2,
         )
         readiness = time.monotonic() - started
@@ -152,22 +169,14 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
             "DAGSTER_PG_PASSWORD": "trust-auth-ignores-it",
         }
         queued_at = time.monotonic()
-        launch = subprocess.run(
-            [
-                *(str(Path(sys.executable).parent / "dagster"), "job", "launch"),
-                *("-w", str(home / "workspace.yaml"), "-j", "production_daily"),
-                *("--tags", json.dumps({"dagster/partition": PARTITION})),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert launch.returncode == 0, launch.stdout + launch.stderr
+        # Queued before the daemon starts, so the one-run-per-partition limit hands them out in
+        # this order, ahead of anything the automation sensor queues for the same day.
+        daily = _launch(home, env, "production_daily")
+        annotation = _launch(home, env, "production_annotation")
         monkeypatch.setenv("DAGSTER_PG_PASSWORD", env["DAGSTER_PG_PASSWORD"])
         instance = dg.DagsterInstance.from_config(str(home))
-        (run,) = instance.get_runs()
-        assert run.status == dg.DagsterRunStatus.QUEUED
+        runs = {run.job_name: run for run in instance.get_runs()}
+        assert {runs[daily].status, runs[annotation].status} == {dg.DagsterRunStatus.QUEUED}
 
         log = (tmp_path / "daemon.log").open("wb")
         daemon = subprocess.Popen(
@@ -179,50 +188,112 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
             preexec_fn=_default_signals,
         )
         try:
-            # The daemon also runs the sensors, which may queue runs of their own.
-            job = _wait(
-                "the K8sRunLauncher's Job",
-                lambda: recorder.jobs.get(("dagster", f"dagster-run-{run.run_id}")),
-                timeout=180,
+            # The run pod of production_daily: every step in-process, runK8sConfig's resources.
+            job = _wait_job(recorder, runs[daily].run_id)
+            _check_job(job, "production_daily", RUN_POD_RESOURCES)
+            _run_pod(job, objects, pod_secrets, tmp_path, "identity-data-run", image)
+            status = _wait_finished(instance, runs[daily].run_id)
+            assert status == dg.DagsterRunStatus.SUCCESS
+            print(f"\nqueued -> SUCCESS in {time.monotonic() - queued_at:.1f} s")
+            _check_rows(data)
+
+            # production_annotation: its run pod only orchestrates (the job's tags), the
+            # k8s_job_executor in it creates the detector's step Job (the asset's op tags).
+            job = _wait_job(recorder, runs[annotation].run_id)
+            _check_job(job, "production_annotation", ORCHESTRATOR_RESOURCES)
+            orchestrator = subprocess.Popen(
+                ["podman", *_pod_argv(job, objects, pod_secrets, tmp_path, "identity-data-orch")],
+                env=pods.podman_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
-            _check_job(job)
-            job_pod = job["spec"]["template"]["spec"]
-            assert job_pod["containers"][0]["image"] == image
-            job_argv = pods.run_argv(job_pod, objects, pod_secrets, tmp_path, "identity-data-run")
-            result = pods.podman(*job_argv, check=False, timeout=600)
-            assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-            status = _wait(
-                "SUCCESS in PostgreSQL",
-                lambda: (
-                    instance.get_run_by_id(run.run_id).is_finished
-                    and instance.get_run_by_id(run.run_id).status
-                ),
-                timeout=60,
-            )
+            try:
+                step = _wait(
+                    "the k8s_job_executor's step Job",
+                    lambda: next(
+                        (
+                            j
+                            for (_, name), j in sorted(recorder.jobs.items())
+                            if name.startswith("dagster-step-")
+                        ),
+                        None,
+                    ),
+                    timeout=300,
+                )
+                _check_step_job(step, runs[annotation].run_id)
+                _run_pod(step, objects, pod_secrets, tmp_path, "identity-data-step", image)
+                out, _ = orchestrator.communicate(timeout=300)
+                assert orchestrator.returncode == 0, out[-4000:]
+            finally:
+                if orchestrator.poll() is None:
+                    pods.podman("rm", "--force", "--time", "5", "identity-data-orch", check=False)
+                    orchestrator.wait(timeout=60)
+            status = _wait_finished(instance, runs[annotation].run_id)
+            assert status == dg.DagsterRunStatus.SUCCESS
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
             log.close()
-        assert status == dg.DagsterRunStatus.SUCCESS
-        print(f"queued -> SUCCESS in {time.monotonic() - queued_at:.1f} s")
 
-    _check_rows(data)
+    _check_annotations(data)
 
 
-def _check_job(job: dict[str, Any]) -> None:
-    """What the run launcher asked Kubernetes for: a valid Job with the run pod's own resources,
-    identity, security context, settings and secret references."""
+def _launch(home: Path, env: dict[str, str], job: str) -> str:
+    launch = subprocess.run(
+        [
+            *(str(Path(sys.executable).parent / "dagster"), "job", "launch"),
+            *("-w", str(home / "workspace.yaml"), "-j", job),
+            *("--tags", json.dumps({"dagster/partition": PARTITION})),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert launch.returncode == 0, launch.stdout + launch.stderr
+    return job
+
+
+def _wait_job(recorder: KubeRecorder, run_id: str) -> dict[str, Any]:
+    # The daemon also runs the sensors, which may queue runs of their own.
+    return _wait(
+        "the K8sRunLauncher's Job",
+        lambda: recorder.jobs.get(("dagster", f"dagster-run-{run_id}")),
+        timeout=180,
+    )
+
+
+def _wait_finished(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus:
+    def finished():
+        run = instance.get_run_by_id(run_id)
+        return run is not None and run.is_finished and run.status
+
+    return _wait("the run's end in PostgreSQL", finished, timeout=60)
+
+
+def _pod_argv(job, objects, pod_secrets, workdir: Path, name: str) -> list[str]:
+    return pods.run_argv(job["spec"]["template"]["spec"], objects, pod_secrets, workdir, name)
+
+
+def _run_pod(job, objects, pod_secrets, workdir: Path, name: str, image: str) -> None:
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    result = pods.podman(*_pod_argv(job, objects, pod_secrets, workdir, name), check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+
+def _check_pod(job: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
+    """A valid Job whose pod has `resources`, the pipeline's identity, security context,
+    settings and secret references."""
     assert chart.validate(job) == "1.37"
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["resources"]["limits"]["memory"] == "4Gi"
-    assert container["resources"]["requests"]["cpu"] == "1"
+    assert container["resources"] == resources
     assert pod["serviceAccountName"] == "identity-data"
     assert pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert job["spec"]["backoffLimit"] == 0
-    assert container["args"][:3] == ["dagster", "api", "execute_run"]
     refs = {next(iter(source.values()))["name"] for source in container["envFrom"]}
     assert {"identity-data-settings", "identity-data-secrets"} <= refs
     env = {item["name"]: item for item in container["env"]}
@@ -230,7 +301,35 @@ def _check_job(job: dict[str, Any]) -> None:
         "name": "dagster-postgresql-secret",
         "key": "postgresql-password",
     }
-    assert job["metadata"]["labels"]["dagster/job"] == "production_daily"
+    return container
+
+
+def _check_job(job: dict[str, Any], job_name: str, resources: dict[str, Any]) -> None:
+    """What the run launcher asked Kubernetes for: the run pod."""
+    container = _check_pod(job, resources)
+    assert container["args"][:3] == ["dagster", "api", "execute_run"]
+    assert job["metadata"]["labels"]["dagster/job"] == job_name
+
+
+def _check_step_job(job: dict[str, Any], run_id: str) -> None:
+    """What the k8s_job_executor asked for: the detector's step pod, with the annotation
+    asset's dagster-k8s/config resources over the run launcher's settings."""
+    container = _check_pod(job, STEP_POD_RESOURCES)
+    assert container["args"][:3] == ["dagster", "api", "execute_step"]
+    labels = job["metadata"]["labels"]
+    assert labels["dagster/run-id"] == run_id
+    assert labels["dagster/op"] == "annotations__production_annotations"
+
+
+def _check_annotations(data: Path) -> None:
+    """The step pod annotated every capture of the partition's manifest."""
+    tables = data / "lake" / "tables"
+
+    def rows(layer: str, name: str) -> int:
+        path = next((tables / layer / name).rglob(f"{PARTITION}*.parquet"))
+        return pl.scan_parquet(path).select(pl.len()).collect().item()
+
+    assert rows("annotations", "production_annotations") == rows("raw", "production_captures")
 
 
 def _check_rows(data: Path) -> None:

@@ -22,6 +22,7 @@ from identity_data.defs.annotations.infer import ANNOTATOR_CODE_VERSION, annotat
 from identity_data.defs.annotations.metadata import annotation_metadata
 from identity_data.defs.annotations.schemas import NearDuplicates
 from identity_data.defs.raw.assets import SOURCES, CaptureSource
+from identity_data.fanout import backfill_policy
 from identity_data.stores.deployment import Deployment
 from identity_data.validation import schema_check, schema_check_spec
 
@@ -34,8 +35,9 @@ MANIFEST_COLUMNS = [
     "source_label",
     "source_partition",
 ]
-# Face detection is the one heavy step: under k8s_job_executor it gets its own pod with these
-# resources (detector workers use every core; ARCHITECTURE.md, "Running on Kubernetes").
+# Face detection is the one heavy step: in a k8s_job_executor run (defs/annotations/jobs.py) it
+# gets its own pod with these resources (detector workers use every core; ARCHITECTURE.md,
+# "Running on Kubernetes").
 HEAVY_STEP_TAGS = {
     "dagster-k8s/config": {
         "container_config": {
@@ -56,7 +58,7 @@ def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
         group_name="annotations",
         kinds={"onnx", "polars", "parquet"},
         partitions_def=source.partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(),
         # Changes with the model, its weights and its parameters, so the UI marks old rows stale.
         code_version=ANNOTATOR_CODE_VERSION,
         automation_condition=every_partition(),

@@ -11,6 +11,7 @@ from identity_data.defs.raw import partitions
 from identity_data.defs.raw.checks import undecodable_result, undecodable_spec
 from identity_data.defs.raw.extract import ingest, manifest_records, production_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
+from identity_data.fanout import backfill_policy
 from identity_data.metadata import value_counts
 from identity_data.safety import check_partition_key
 from identity_data.stores.blobs import BlobStore
@@ -113,7 +114,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
             undecodable_spec(captures),
         ],
         can_subset=False,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(),
     )
     def _asset(context: dg.AssetExecutionContext, deployment: Deployment):
         """Copy the partition's blobs into the raw zone and write its manifest."""

@@ -16,6 +16,7 @@ from identity_data.defs.warehouse.schemas import (
     WarehouseCapture,
     WarehouseLabel,
 )
+from identity_data.fanout import backfill_policy
 from identity_data.validation import conform, schema_check, schema_check_spec
 
 NEAR_DUPLICATES = dg.AssetKey(["annotations", "near_duplicates"])
@@ -54,7 +55,7 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
     """captures, annotations and training_examples rows of one source, per source partition."""
     partitioned = dict(
         partitions_def=source.partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(),
         metadata={SOURCE: source.name},
     )
     raw, annotated = source.key("raw", "captures"), source.key("annotations", "annotations")

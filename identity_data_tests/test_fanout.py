@@ -1,0 +1,157 @@
+"""Fan-out per deployment: the definitions as a code server loads them (a fresh process with the
+deployment's environment), and a 30-day backfill through a real instance's backfill daemon."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+
+import dagster as dg
+import pytest
+from dagster._core.execution.backfill import PartitionBackfill
+from dagster._core.test_utils import create_test_daemon_workspace_context
+from dagster._core.workspace.load_target import ModuleTarget
+from dagster._daemon.backfill import execute_backfill_iteration
+
+from identity_data.fanout import FANOUT, PARTITIONS_PER_RUN
+from identity_data.settings import ENV
+from identity_data_tests.services import REPO
+
+SOURCES = ("production", "campaign", "open_dataset")
+# Every partitioned asset of a source's chain, so a backfill's chunks line up from raw to
+# warehouse.
+CHAIN = (
+    "raw/{}_captures",
+    "raw/{}_quarantine",
+    "annotations/{}_annotations",
+    "warehouse/{}_captures",
+    "warehouse/{}_annotations",
+    "warehouse/{}_training_examples",
+)
+RAW = [dg.AssetKey(["raw", "production_captures"]), dg.AssetKey(["raw", "production_quarantine"])]
+_PROBE = """
+import json
+import dagster as dg
+from identity_data.definitions import defs
+repo = defs().get_repository_def()
+graph = repo.asset_graph
+policies = {
+    key.to_user_string(): str(graph.get(key).backfill_policy)
+    for key in graph.get_all_asset_keys()
+    if graph.get(key).partitions_def is not None
+}
+jobs = {
+    name: [repo.get_job(name).executor_def.name, dict(repo.get_job(name).tags)]
+    for name in repo.job_names
+    if name.endswith("_annotation")
+}
+print(json.dumps({"policies": policies, "jobs": jobs}))
+"""
+
+
+def _load(env: dict[str, str]) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k not in (ENV, FANOUT)}
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        env={**clean, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    return json.loads(probe.stdout.splitlines()[-1])
+
+
+CHUNKED = f"BackfillPolicy.multi_run(max_partitions_per_run={PARTITIONS_PER_RUN})"
+
+
+@pytest.mark.parametrize(
+    ("env", "policy", "executor"),
+    [
+        ({ENV: "local"}, "BackfillPolicy.single_run()", "in_process"),
+        ({ENV: "prod"}, CHUNKED, "k8s"),
+        ({ENV: "local", FANOUT: "kubernetes"}, CHUNKED, "k8s"),
+    ],
+)
+def test_definitions_fan_out_by_deployment(env: dict[str, str], policy: str, executor: str):
+    loaded = _load(env)
+    chain = {table.format(source) for source in SOURCES for table in CHAIN}
+    assert {loaded["policies"][key] for key in chain} == {policy}
+    assert set(loaded["jobs"]) == {f"{source}_annotation" for source in SOURCES}
+    for job_executor, tags in loaded["jobs"].values():
+        assert job_executor == executor
+        # A step-pod job's run pod only orchestrates, so it asks for a small pod.
+        assert ("dagster-k8s/config" in tags) == (executor == "k8s")
+
+
+def test_unknown_fanout_fails_naming_the_variable():
+    clean = {k: v for k, v in os.environ.items() if k not in (ENV, FANOUT)}
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        env={**clean, FANOUT: "pods"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert probe.returncode != 0
+    assert "IDENTITY_DATA_FANOUT must be 'single' or 'kubernetes'" in probe.stderr
+
+
+def _chunks(days: list[str], size: int) -> list[tuple[str, str]]:
+    return [(days[i], days[min(i + size, len(days)) - 1]) for i in range(0, len(days), size)]
+
+
+@pytest.mark.parametrize(("env", "per_run"), [("local", 30), ("prod", PARTITIONS_PER_RUN)])
+def test_thirty_day_backfill_runs_per_chunk(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch, env: str, per_run: int
+):
+    """The backfill daemon's own iteration over the code server's definitions: one run per
+    chunk of days in prod (queued: the QueuedRunCoordinator holds them), one run locally."""
+    monkeypatch.setenv(ENV, env)
+    monkeypatch.delenv(FANOUT, raising=False)
+    end = date(2026, 11, 28)
+    days = [(end - timedelta(days=i)).isoformat() for i in reversed(range(30))]
+    target = ModuleTarget(
+        module_name="identity_data.definitions",
+        attribute="defs",
+        working_directory=str(REPO),
+        location_name="identity_data",
+    )
+    with create_test_daemon_workspace_context(target, instance) as workspace:
+        request = workspace.create_request_context()
+        (entry,) = request.get_code_location_entries().values()
+        assert entry.code_location is not None, entry.load_error
+        backfill = PartitionBackfill.from_asset_partitions(
+            backfill_id="thirtydays",
+            asset_graph=request.asset_graph,
+            partition_names=days,
+            asset_selection=RAW,
+            backfill_timestamp=time.time(),
+            tags={},
+            dynamic_partitions_store=instance,
+            all_partitions=False,
+            title=None,
+            description=None,
+            run_config=None,
+        )
+        instance.add_backfill(backfill)
+        for _ in range(3):
+            list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "thirtydays"}))
+    ranges = sorted(
+        (
+            run.tags["dagster/asset_partition_range_start"],
+            run.tags["dagster/asset_partition_range_end"],
+        )
+        for run in runs
+    )
+    assert ranges == _chunks(days, per_run)
+    assert len(runs) == (5 if env == "prod" else 1)
+    assert {run.status for run in runs} == {dg.DagsterRunStatus.QUEUED}
