@@ -48,7 +48,7 @@ STEP_POD_RESOURCES = HEAVY_STEP_TAGS["dagster-k8s/config"]["container_config"]["
 def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     seconds = pods.build_image(tmp_path_factory.mktemp("build"))
     size = pods.podman("image", "inspect", "--format", "{{.Size}}", pods.IMAGE).stdout
-    print(f"\nimage {pods.IMAGE}: built in {seconds:.0f} s, {int(size) / 1e9:.2f} GB")
+    print(f"\nimage {pods.IMAGE}: built in {seconds:.0f} s, {int(size) / 1e9:.2f} GB", flush=True)
     return pods.IMAGE
 
 
@@ -95,6 +95,8 @@ def _wait(what: str, check, timeout: float, interval: float = 1.0):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+# Image build, code server, two runs and a step pod: about 10 minutes on 2 free cores.
+@pytest.mark.timeout(1800)
 def test_partition_runs_through_k8s_run_launcher_to_success(
     image: str,
     postgres_url: str,
@@ -148,7 +150,10 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
         readiness = time.monotonic() - started
         uid = pods.podman("exec", "identity-data-code-server", "id", "-u").stdout.strip()
         assert uid == "10001"
-        print(f"\ncode server ready (grpc-health-check) after {readiness:.1f} s, uid {uid}")
+        print(
+            f"\ncode server ready (grpc-health-check) after {readiness:.1f} s, uid {uid}",
+            flush=True,
+        )
 
         # The daemon's instance and workspace are the chart's; the Service name resolves to
         # the host here.
@@ -194,12 +199,13 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
             _run_pod(job, objects, pod_secrets, tmp_path, "identity-data-run", image)
             status = _wait_finished(instance, runs[daily].run_id)
             assert status == dg.DagsterRunStatus.SUCCESS
-            print(f"\nqueued -> SUCCESS in {time.monotonic() - queued_at:.1f} s")
+            print(f"\nqueued -> SUCCESS in {time.monotonic() - queued_at:.1f} s", flush=True)
             _check_rows(data)
 
             # production_annotation: its run pod only orchestrates (the job's tags), the
             # k8s_job_executor in it creates the detector's step Job (the asset's op tags).
             job = _wait_job(recorder, runs[annotation].run_id)
+            launched_at = time.monotonic()
             _check_job(job, "production_annotation", ORCHESTRATOR_RESOURCES)
             orchestrator = subprocess.Popen(
                 ["podman", *_pod_argv(job, objects, pod_secrets, tmp_path, "identity-data-orch")],
@@ -231,6 +237,8 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
                     orchestrator.wait(timeout=60)
             status = _wait_finished(instance, runs[annotation].run_id)
             assert status == dg.DagsterRunStatus.SUCCESS
+            seconds = time.monotonic() - launched_at
+            print(f"annotation run pod + step pod -> SUCCESS in {seconds:.1f} s", flush=True)
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
