@@ -149,3 +149,14 @@ def running_pod(argv: list[str], log: Path) -> Iterator[subprocess.Popen]:
     finally:
         podman("rm", "--force", "--time", "5", name, check=False)
         proc.wait(timeout=60)
+
+
+# Where the image's size goes: the largest installed distributions' folders, in MB.
+SIZE_REPORT = (
+    'cd "$(python3 -c "import sysconfig; print(sysconfig.get_paths()[\'purelib\'])")"'
+    " && du -sm . && du -sm * | sort -rn | head -15"
+)
+
+
+def size_report(image: str) -> str:
+    return podman("run", "--rm", "--entrypoint", "sh", image, "-c", SIZE_REPORT).stdout

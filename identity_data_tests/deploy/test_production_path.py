@@ -49,6 +49,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     seconds = pods.build_image(tmp_path_factory.mktemp("build"))
     size = pods.podman("image", "inspect", "--format", "{{.Size}}", pods.IMAGE).stdout
     print(f"\nimage {pods.IMAGE}: built in {seconds:.0f} s, {int(size) / 1e9:.2f} GB", flush=True)
+    print(pods.size_report(pods.IMAGE), flush=True)
     return pods.IMAGE
 
 
