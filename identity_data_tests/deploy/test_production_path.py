@@ -197,6 +197,11 @@ def test_partition_runs_through_k8s_run_launcher_to_success(
             # The run pod of production_daily: every step in-process, runK8sConfig's resources.
             job = _wait_job(recorder, runs[daily].run_id)
             _check_job(job, "production_daily", RUN_POD_RESOURCES)
+            # Not the code server's own (smaller) resources: its container context stays out.
+            assert (
+                job["spec"]["template"]["spec"]["containers"][0]["resources"]
+                != (container["resources"])
+            )
             _run_pod(job, objects, pod_secrets, tmp_path, "identity-data-run", image)
             status = _wait_finished(instance, runs[daily].run_id)
             assert status == dg.DagsterRunStatus.SUCCESS
