@@ -54,9 +54,9 @@ print(json.dumps({"policies": policies, "jobs": jobs}))
 """
 
 
-def _load(env: dict[str, str]) -> dict:
+def _probe(env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in (ENV, FANOUT)}
-    probe = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", _PROBE],
         env={**clean, **env},
         cwd=REPO,
@@ -64,6 +64,10 @@ def _load(env: dict[str, str]) -> dict:
         text=True,
         timeout=300,
     )
+
+
+def _load(env: dict[str, str]) -> dict:
+    probe = _probe(env)
     assert probe.returncode == 0, probe.stderr[-3000:]
     return json.loads(probe.stdout.splitlines()[-1])
 
@@ -91,15 +95,7 @@ def test_definitions_fan_out_by_deployment(env: dict[str, str], policy: str, exe
 
 
 def test_unknown_fanout_fails_naming_the_variable():
-    clean = {k: v for k, v in os.environ.items() if k not in (ENV, FANOUT)}
-    probe = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        env={**clean, FANOUT: "pods"},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    probe = _probe({FANOUT: "pods"})
     assert probe.returncode != 0
     assert "IDENTITY_DATA_FANOUT must be 'single' or 'kubernetes'" in probe.stderr
 
