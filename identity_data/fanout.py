@@ -9,7 +9,6 @@ the definitions with the same environment (the chart's ConfigMap), so they agree
 from __future__ import annotations
 
 import dagster as dg
-from dagster_k8s import k8s_job_executor
 
 from identity_data.settings import ENV
 
@@ -41,7 +40,12 @@ def backfill_policy() -> dg.BackfillPolicy:
 
 def step_pod_executor() -> dg.ExecutorDefinition:
     """A pod per step on Kubernetes (for jobs of one heavy step), in-process elsewhere."""
-    return k8s_job_executor if fanout() == KUBERNETES else dg.in_process_executor
+    if fanout() != KUBERNETES:
+        return dg.in_process_executor
+    # Only here: the Kubernetes client costs every local definitions load about a second.
+    from dagster_k8s import k8s_job_executor
+
+    return k8s_job_executor
 
 
 def step_pod_job_tags() -> dict[str, object]:
