@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 import cv2
 import polars as pl
 
-from identity_data.defs.annotations import imaging
+from identity_data import imaging
 from identity_data.defs.annotations.detector import FaceDetector, MtcnnDetector
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.content_cache import ContentCache

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from identity_data.defs.annotations.imaging import DecodeStatus
+from identity_data.imaging import DecodeStatus
 
 _STATUSES = [s.value for s in DecodeStatus]
 _SHARE = {"ge": 0.0, "le": 1.0, "nullable": True}

@@ -12,6 +12,7 @@ import polars as pl
 from pandera.engines import polars_engine as pe
 
 from identity_data.defs.labels.taxonomy import TAXONOMY
+from identity_data.sources import SOURCE_NAMES
 
 _UTC = {"time_unit": "us", "time_zone": "UTC"}
 _TASKS = list(TAXONOMY)
@@ -63,6 +64,19 @@ class ConsensusLabels(pa.DataFrameModel):
     n_annotators: pl.Int64 = pa.Field(ge=1)
     agreement: pl.Float64 = pa.Field(gt=0.0, le=1.0)
     taxonomy_version: str
+
+    class Config:
+        strict = True
+        unique = ("capture_id", "task")
+
+
+class WarehouseLabel(ConsensusLabels):
+    """The warehouse's label row: a consensus label tied to its capture's day and source, and
+    the export that last fed it."""
+
+    capture_date: pl.Date
+    source: str = pa.Field(isin=SOURCE_NAMES)
+    export_id: str
 
     class Config:
         strict = True

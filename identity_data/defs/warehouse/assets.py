@@ -5,17 +5,16 @@ import pandera.polars as pa
 import polars as pl
 
 from identity_data.conditions import every_partition, refreshed_on_change
+from identity_data.contracts import WAREHOUSE_SOURCE, WAREHOUSE_TABLE
 from identity_data.defs.labels.assets import CONSENSUS, QUALITY
-from identity_data.defs.labels.schemas import AnnotatorQuality
-from identity_data.defs.raw.assets import SOURCES, CaptureSource
+from identity_data.defs.labels.schemas import AnnotatorQuality, WarehouseLabel
 from identity_data.defs.warehouse import transforms
-from identity_data.defs.warehouse.io_manager import SOURCE, TABLE
 from identity_data.defs.warehouse.schemas import (
     TrainingExample,
     WarehouseAnnotation,
     WarehouseCapture,
-    WarehouseLabel,
 )
+from identity_data.sources import SOURCES, CaptureSource
 from identity_data.validation import conform, schema_check, schema_check_spec
 
 NEAR_DUPLICATES = dg.AssetKey(["annotations", "near_duplicates"])
@@ -32,7 +31,7 @@ def _spec(key: dg.AssetKey, table: str, description: str, **kwargs) -> dict:
         group_name="warehouse",
         kinds={"polars", "duckdb", "bigquery"},
         io_manager_key="warehouse_io_manager",
-        metadata={TABLE: table, **kwargs.pop("metadata", {})},
+        metadata={WAREHOUSE_TABLE: table, **kwargs.pop("metadata", {})},
         automation_condition=kwargs.pop("automation_condition", every_partition()),
         # Runs writing one table queue on this pool (limit 1 in dagster.yaml) instead of racing.
         pool=warehouse_pool(table),
@@ -55,7 +54,7 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
     partitioned = dict(
         partitions_def=source.partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        metadata={SOURCE: source.name},
+        metadata={WAREHOUSE_SOURCE: source.name},
     )
     raw, annotated = source.key("raw", "captures"), source.key("annotations", "annotations")
     captures_key = source.key("warehouse", "captures")

@@ -6,8 +6,7 @@ import pandera.polars as pa
 import polars as pl
 
 from identity_data.defs.annotations.schemas import AnnotationRows
-from identity_data.defs.labels.schemas import ConsensusLabels
-from identity_data.defs.raw.schemas import CAPTURE_TYPES, SOURCES
+from identity_data.sources import CAPTURE_TYPES, SOURCE_NAMES
 
 SPLITS = ("train", "validation", "test")
 
@@ -16,7 +15,7 @@ class SourcePartitioned(pa.DataFrameModel):
     """Columns that tie a warehouse row to the raw partition it came from."""
 
     capture_id: str
-    source: str = pa.Field(isin=SOURCES)
+    source: str = pa.Field(isin=SOURCE_NAMES)
     source_partition: str
     capture_date: pl.Date
 
@@ -65,22 +64,10 @@ class TrainingExample(SourcePartitioned):
         strict = True
 
 
-class WarehouseLabel(ConsensusLabels):
-    """A consensus label tied to its capture's day and source, and the export that last fed it."""
-
-    capture_date: pl.Date
-    source: str = pa.Field(isin=SOURCES)
-    export_id: str
-
-    class Config:
-        strict = True
-        unique = ("capture_id", "task")
-
-
 class WarehouseAnnotation(AnnotationRows):
     """Inferred annotations of one capture, with the model that produced them."""
 
-    source: str = pa.Field(isin=SOURCES)
+    source: str = pa.Field(isin=SOURCE_NAMES)
     source_partition: str
     capture_date: pl.Date
 
