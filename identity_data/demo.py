@@ -42,7 +42,13 @@ from identity_data.defs.automation import AUTOMATION_SENSOR
 from identity_data.defs.labels.sensors import label_export_sensor
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.sample import generate
-from identity_data.settings import ensure_local_key, resolve_settings
+from identity_data.settings import (
+    ENV,
+    LocalSettings,
+    SettingsError,
+    ensure_local_key,
+    resolve_settings,
+)
 from identity_data.sources import SOURCES, CaptureSource
 
 # What `make demo` sets up by hand, as an operator would: a backfill of the sample's capture days
@@ -260,6 +266,8 @@ def save_sensor_state(
 
 def summary(tally: Tally, home: Path) -> None:
     settings = resolve_settings()
+    if not isinstance(settings, LocalSettings):
+        raise SettingsError(f"the demo runs on the embedded default ({ENV}=local)")
     print("\nWarehouse tables (" + str(settings.duckdb_path) + "):")
     with duckdb.connect(settings.duckdb_path, read_only=True) as con:
         for (table,) in con.execute(

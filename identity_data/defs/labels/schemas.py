@@ -32,7 +32,7 @@ class ParsedAnnotations(pa.DataFrameModel):
     label: str = pa.Field(isin=_ALL_LABELS)
     created_at: pe.DateTime = pa.Field(dtype_kwargs=_UTC)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -49,7 +49,7 @@ class LabelQuarantine(pa.DataFrameModel):
     label: str = pa.Field(nullable=True)
     reason: str
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -65,7 +65,7 @@ class ConsensusLabels(pa.DataFrameModel):
     agreement: pl.Float64 = pa.Field(gt=0.0, le=1.0)
     taxonomy_version: str
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
         unique = ("capture_id", "task")
 
@@ -78,7 +78,7 @@ class WarehouseLabel(ConsensusLabels):
     source: str = pa.Field(isin=SOURCE_NAMES)
     export_id: str
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
         unique = ("capture_id", "task")
 
@@ -92,7 +92,7 @@ class AnnotatorQuality(pa.DataFrameModel):
     n_labels: pl.Int64 = pa.Field(ge=1)
     confusion: str
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
         unique = ("annotator", "task")
 
@@ -106,7 +106,7 @@ class AnnotatorConfusion(pa.DataFrameModel):
     given_label: str = pa.Field(isin=_ALL_LABELS)
     probability: pl.Float64 = pa.Field(ge=0.0, le=1.0)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
         unique = ("annotator", "task", "true_label", "given_label")
 
@@ -121,6 +121,6 @@ class AnnotatorDrift(pa.DataFrameModel):
     accuracy_drop: pl.Float64 = pa.Field(nullable=True)
     drifted: pl.Boolean
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
         unique = ("annotator", "task")

@@ -17,7 +17,7 @@ class CaptureManifest(pa.DataFrameModel):
     subject_pseudonym: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
     capture_type: str = pa.Field(isin=CAPTURE_TYPES)
     device: str = pa.Field(nullable=True)
-    captured_at: pl.Datetime(time_zone="UTC")
+    captured_at: pl.Datetime(time_zone="UTC")  # pyright: ignore[reportInvalidTypeForm] (pandera dtype)
     capture_date: pl.Date
     blob_uri: str
     blob_key: str
@@ -28,7 +28,7 @@ class CaptureManifest(pa.DataFrameModel):
     decode_status: str = pa.Field(isin=["ok"])
     source_label: str = pa.Field(nullable=True)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -45,5 +45,5 @@ class RawQuarantine(pa.DataFrameModel):
     # How the blob decoded (missing, empty, corrupt, ...); null when the record failed first.
     decode_status: str = pa.Field(nullable=True)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True

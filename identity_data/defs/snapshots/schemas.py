@@ -43,7 +43,7 @@ class SnapshotManifest(pa.DataFrameModel):
     def subjects_stay_in_one_split(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("split").n_unique().over("subject_pseudonym") == 1)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 

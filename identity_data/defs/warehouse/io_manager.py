@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 import polars as pl
-from pydantic import PrivateAttr
 
 from identity_data.contracts import (
     PARTITION_COLUMN,
@@ -15,8 +14,7 @@ from identity_data.contracts import (
 from identity_data.defs.warehouse.tables import TABLES
 from identity_data.metadata import add_partition_metadata, partition_metadata, table_metadata
 from identity_data.safety import check_partition_key
-from identity_data.settings import resolve_settings
-from identity_data.stores.deployment import warehouse_backend
+from identity_data.stores.deployment import Deployment
 from identity_data.stores.warehouse import Slice, WarehouseBackend
 
 
@@ -31,13 +29,12 @@ def _slice(context: dg.OutputContext | dg.InputContext, metadata: dict) -> Slice
 class WarehouseIOManager(dg.ConfigurableIOManager):
     """DuckDB locally, BigQuery in production: one atomic write per table per run."""
 
-    _warehouse: WarehouseBackend | None = PrivateAttr(default=None)
+    # The run's deployment, whose settings were resolved once at launch; its warehouse client is
+    # built on first use and shared by every output of the run.
+    deployment: Deployment
 
     def _backend(self) -> WarehouseBackend:
-        # One client per run, built on first use, from the settings the launch resolved.
-        if self._warehouse is None:
-            self._warehouse = warehouse_backend(resolve_settings())
-        return self._warehouse
+        return self.deployment.warehouse
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         metadata = context.definition_metadata

@@ -27,7 +27,7 @@ class WarehouseCapture(SourcePartitioned):
     subject_pseudonym: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
     capture_type: str = pa.Field(isin=CAPTURE_TYPES)
     device: str = pa.Field(nullable=True)
-    captured_at: pl.Datetime(time_zone="UTC")
+    captured_at: pl.Datetime(time_zone="UTC")  # pyright: ignore[reportInvalidTypeForm] (pandera dtype)
     blob_uri: str
     sha256: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
     bytes: pl.Int64 = pa.Field(gt=0)
@@ -35,7 +35,7 @@ class WarehouseCapture(SourcePartitioned):
     height: pl.Int64 = pa.Field(gt=0)
     source_label: str = pa.Field(nullable=True)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -60,7 +60,7 @@ class TrainingExample(SourcePartitioned):
     brightness: pl.Float64 = pa.Field(nullable=True, ge=0)
     near_duplicate_cluster: str = pa.Field(nullable=True)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -71,5 +71,5 @@ class WarehouseAnnotation(AnnotationRows):
     source_partition: str
     capture_date: pl.Date
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
