@@ -3,8 +3,8 @@ every partition after a model change (a new ANNOTATOR_CODE_VERSION)."""
 
 import dagster as dg
 
-from identity_data.defs.raw.assets import SOURCES
 from identity_data.fanout import step_pod_executor, step_pod_job_tags
+from identity_data.sources import SOURCES
 
 annotation_jobs = [
     dg.define_asset_job(
