@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -100,16 +101,34 @@ def test_unknown_fanout_fails_naming_the_variable():
     assert "IDENTITY_DATA_FANOUT must be 'single' or 'kubernetes'" in probe.stderr
 
 
+# Runs stay queued; the code server is told to stop at the end but not waited for (on a loaded
+# machine its shutdown outlasts Dagster's 30 s wait).
+INSTANCE = {
+    "run_coordinator": {
+        "module": "dagster.core.run_coordinator",
+        "class": "QueuedRunCoordinator",
+    },
+    "code_servers": {"wait_for_local_processes_on_shutdown": False},
+}
+
+
 def _chunks(days: list[str], size: int) -> list[tuple[str, str]]:
     return [(days[i], days[min(i + size, len(days)) - 1]) for i in range(0, len(days), size)]
 
 
 @pytest.mark.parametrize(("env", "per_run"), [("local", 30), ("prod", PARTITIONS_PER_RUN)])
 def test_thirty_day_backfill_runs_per_chunk(
-    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch, env: str, per_run: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, per_run: int
 ):
     """The backfill daemon's own iteration over the code server's definitions: one run per
     chunk of days in prod (queued: the QueuedRunCoordinator holds them), one run locally."""
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides=INSTANCE) as instance:
+        _backfill(instance, monkeypatch, env, per_run)
+
+
+def _backfill(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch, env: str, per_run: int
+) -> None:
     monkeypatch.setenv(ENV, env)
     monkeypatch.delenv(FANOUT, raising=False)
     end = date(2026, 11, 28)
