@@ -96,7 +96,8 @@ def _wait(what: str, check, timeout: float, interval: float = 1.0):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-# Image build, code server, two runs and a step pod: about 10 minutes on 2 free cores.
+# Image build, code server, two runs and a step pod: 13-19 minutes measured here under a load
+# average of 10-16 on 2 cores; less on a CI machine of its own.
 @pytest.mark.timeout(1800)
 def test_partition_runs_through_k8s_run_launcher_to_success(
     image: str,
