@@ -18,6 +18,8 @@ import polars as pl
 from identity_data.defs.erasure.assets import AUDIT
 from identity_data.defs.erasure.partitions import erasure_requests
 from identity_data.defs.erasure.requests import (
+    ErasureRequestError,
+    check_pseudonym,
     file_request,
     new_request_id,
     retention_request,
@@ -32,8 +34,6 @@ from identity_data.stores.deployment import blob_store
 def run_request(request_id: str, instance: dg.DagsterInstance) -> bool:
     from identity_data.definitions import defs as load_defs
 
-    if not instance.has_dynamic_partition(erasure_requests.name, request_id):
-        instance.add_dynamic_partitions(erasure_requests.name, [request_id])
     defs = load_defs()
     result = dg.materialize(
         list(defs.assets or []),
@@ -79,22 +79,26 @@ def main(argv: list[str] | None = None) -> int:
     settings = resolve_settings()
     if args.command == "subject":
         if args.pseudonym is not None:
-            pseudonym, by = args.pseudonym.strip().lower(), "pseudonym"
+            try:
+                pseudonym, by = check_pseudonym(args.pseudonym), "pseudonym"
+            except ErasureRequestError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
         else:
             ref = sys.stdin.readline().strip() if args.subject_ref == "-" else args.subject_ref
             pseudonym = pseudonymise(settings.pseudonym_key, pl.Series([ref]))[0]
             by = "subject_ref"
-        if len(pseudonym) != 64 or any(c not in "0123456789abcdef" for c in pseudonym):
-            print("error: a pseudonym is 64 hex digits", file=sys.stderr)
-            return 2
         body, request_id = subject_request(pseudonym, by), new_request_id("erasure")
     else:
         body = retention_request(args.max_age_days, args.snapshot_in_use_days)
         request_id = new_request_id("retention")
-    started = time.perf_counter()
+    started, instance = time.perf_counter(), dg.DagsterInstance.get()
+    # The partition first: erasure_request_sensor runs only requests that have none yet, so the
+    # daemon never runs this one a second time.
+    instance.add_dynamic_partitions(erasure_requests.name, [request_id])
     file_request(blob_store(settings.lake_url), request_id, body)
     print(f"filed request {request_id}")
-    ok = run_request(request_id, dg.DagsterInstance.get())
+    ok = run_request(request_id, instance)
     if not ok:
         print(f"request {request_id} failed; it stays filed: run its partition again from the UI")
         return 1

@@ -21,6 +21,9 @@ MAX_KEY_CHARS = 1024
 # Capture, annotation and annotator ids are copied into tables and quarantine rows; free text (a
 # name, an e-mail address) is not an id, so it is refused rather than copied.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+# Warehouse objects named after input (a snapshot's view): lower-case letters, digits and `_`, a
+# plain identifier in DuckDB and BigQuery alike, so it needs no quoting and cannot end a quote.
+SQL_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
 
 
 class UnsafePathError(ValueError):
@@ -42,6 +45,22 @@ def check_partition_key(key: object, what: str = "partition key") -> str:
             "starting with a letter or digit; nothing was read or written for it"
         )
     return key
+
+
+def check_sql_name(name: object) -> str:
+    """`name` if it follows SQL_NAME; refused before it is written into any DDL."""
+    if not isinstance(name, str) or not SQL_NAME.fullmatch(name):
+        raise UnsafePathError(
+            f"warehouse name {describe(name)} is not 1-128 characters of a-z 0-9 _ starting "
+            "with a letter"
+        )
+    return name
+
+
+def sql_literal(value: object) -> str:
+    """A partition key as a quoted SQL string literal, for DDL that takes no query parameters
+    (a view's definition). PARTITION_KEY admits no quote or backslash, so none can end it."""
+    return f"'{check_partition_key(value)}'"
 
 
 def key_fault(key: object) -> str | None:

@@ -20,13 +20,19 @@ from polars.testing import assert_frame_equal
 
 from identity_data import erasure as erasure_cli
 from identity_data import snapshots
+from identity_data.definitions import defs as load_defs
 from identity_data.defs.erasure import assets as erase_assets
 from identity_data.defs.erasure import erase
+from identity_data.defs.erasure.jobs import FILE_JOB
+from identity_data.defs.erasure.requests import filed_requests
+from identity_data.defs.erasure.sensors import erasure_request_sensor
 from identity_data.defs.snapshots.schemas import SNAPSHOT_TABLE
 from identity_data.defs.warehouse.tables import TABLES
+from identity_data.demo import Demo, Tally
 from identity_data.privacy import check_key, pseudonymise
 from identity_data.settings import local_key_file
 from identity_data.stores.bigquery import BigQueryWarehouse
+from identity_data.stores.blobs import LocalBlobStore
 from identity_data.stores.warehouse import DuckDBWarehouse
 from identity_data_tests.defs.snapshots.world import (
     DAYS,
@@ -263,3 +269,53 @@ def test_bigquery_rows_are_erased_like_duckdb_rows(
             order = [c for c in ("capture_id", "task", "snapshot_id") if c in spec.columns]
             assert_frame_equal(bq.read(spec, {}).sort(order), local.read(spec, {}).sort(order))
             assert without(bq.read(spec, {}), ids).height == bq.read(spec, {}).height
+
+
+def test_a_request_filed_from_the_ui_runs_by_itself_and_leaves_no_trace(
+    grown: World, tmp_path: Path
+) -> None:
+    """Support staff launch `file_erasure_request` with the pseudonym in the launchpad; the
+    daemon's sensor tick runs the erasure; afterwards neither the pseudonym nor the raw
+    reference is anywhere in the instance (runs, configs, event logs, files) or the stores."""
+    world = grown.copy(tmp_path)
+    with world.open() as instance:
+        ref, pseudonym, ids = pick_subject(world.home)
+        job = load_defs().resolve_job_def(FILE_JOB)
+        config = {"ops": {"file_subject_request": {"config": {"pseudonym": pseudonym.upper()}}}}
+        filing = job.execute_in_process(run_config=config, instance=instance)
+        assert filing.success
+        (request_id,), _ = filed_requests(LocalBlobStore(world.home / "lake"))
+
+        demo = Demo(instance, Tally())
+        sensor = demo.repository.get_sensor_def(erasure_request_sensor.name)
+        assert demo.tick(sensor) == 1 and demo.tally.failed_runs == []
+        assert demo.tick(sensor) == 0
+        assert instance.has_dynamic_partition("erasure_requests", request_id)
+        assert instance.get_run_by_id(filing.run_id) is None
+        assert filed_requests(LocalBlobStore(world.home / "lake")) == ([], 0)
+
+        assert occurrences(world.home, instance, [ref, *needles(pseudonym, ids)]) == {}
+        on_disk = [
+            path
+            for path in world.dagster_home.rglob("*")
+            if path.is_file()
+            and path.suffix not in (".db", ".db-wal", ".db-shm")
+            and any(n.encode() in path.read_bytes() for n in (ref, pseudonym))
+        ]
+        assert on_disk == []
+        audit = erasure_cli.audit_frame()
+        assert audit.row(0, named=True)["requested_by"] == "pseudonym"
+        assert audit["captures"][0] == len(ids.capture_ids)
+
+
+def test_the_ui_filing_job_refuses_what_is_not_a_pseudonym(grown: World, tmp_path: Path) -> None:
+    world = grown.copy(tmp_path)
+    with world.open() as instance:
+        ref, _, _ = pick_subject(world.home)
+        job = load_defs().resolve_job_def(FILE_JOB)
+        config = {"ops": {"file_subject_request": {"config": {"pseudonym": ref}}}}
+        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+        assert not result.success
+        assert filed_requests(LocalBlobStore(world.home / "lake")) == ([], 0)
+        events = "".join(serialize_value(e) for e in instance.all_logs(result.run_id))
+        assert "64 hex digits" in events and ref not in events
