@@ -15,7 +15,7 @@ import time
 import dagster as dg
 import polars as pl
 
-from identity_data.defs.erasure.assets import AUDIT
+from identity_data.defs.erasure.assets import AUDIT, BY_TABLE
 from identity_data.defs.erasure.partitions import erasure_requests
 from identity_data.defs.erasure.requests import (
     ErasureRequestError,
@@ -45,6 +45,17 @@ def run_request(request_id: str, instance: dg.DagsterInstance) -> bool:
         raise_on_error=False,
     )
     return result.success
+
+
+def removed_by_table(instance: dg.DagsterInstance, request_id: str) -> dict[str, dict]:
+    """Rows removed per lake and warehouse table, from the request's materialization."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=AUDIT, asset_partitions=[request_id]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    metadata = records[0].asset_materialization.metadata
+    return {k: metadata[k].value for k in BY_TABLE if k in metadata}
 
 
 def audit_frame() -> pl.DataFrame:
@@ -106,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     row = audit_frame().filter(pl.col("request_id") == request_id)
     for name, value in row.drop("request_id").row(0, named=True).items():
         print(f"  {name:<20} {value}")
+    for name, counts in removed_by_table(instance, request_id).items():
+        print(f"  {name.removesuffix('_by_table').replace('_', ' ')} by table:")
+        for table, rows in counts.items():
+            print(f"    {table:<40} {rows}")
     return 0
 
 

@@ -22,6 +22,8 @@ AUDIT = dg.AssetKey(["erasure", "erasure_audit"])
 REDACTIONS = dg.AssetKey(["erasure", "snapshot_redactions"])
 ERASURE_JOB = "erasure_job"
 READERS = {source.name: source.read for source in SOURCES}
+LAKE_ROWS, WAREHOUSE_ROWS = "lake_rows_by_table", "warehouse_rows_by_table"
+BY_TABLE = (LAKE_ROWS, WAREHOUSE_ROWS)
 # A run started before the tombstone may still write the subject back; erasure waits it out.
 QUIET_TIMEOUT_SECONDS = 1800
 ACTIVE = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -173,8 +175,8 @@ def erasure(context: dg.AssetExecutionContext, deployment: Deployment):
         output_name="audit",
         metadata={
             "dagster/row_count": 1,
-            "lake_rows_by_table": dg.MetadataValue.json(dict(sorted(lake_rows.items()))),
-            "warehouse_rows_by_table": dg.MetadataValue.json(dict(sorted(warehouse_rows.items()))),
+            LAKE_ROWS: dg.MetadataValue.json(dict(sorted(lake_rows.items()))),
+            WAREHOUSE_ROWS: dg.MetadataValue.json(dict(sorted(warehouse_rows.items()))),
             "blobs_deleted": blobs_deleted,
             "captures": len(erased.capture_ids),
             "quarantined_records": len(erased.records),

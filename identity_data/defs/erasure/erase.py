@@ -187,21 +187,25 @@ def quarantined_records(
 def resolve_quarantine(
     tables: UPath, read_records: RecordReader, key: bytes, erased: Erased
 ) -> tuple[Erased, list[str]]:
-    """`erased` plus the subjects' quarantined records and the raw-zone blobs those point at;
-    and the partitions whose source could not be read.
+    """`erased` plus the subjects' quarantined records, their capture ids (unless a remaining
+    capture has the same id) and the raw-zone blobs they point at; and the partitions whose
+    source could not be read.
 
     A quarantine row has no pseudonym (the record failed before it was pseudonymised), so each
     partition holding quarantine rows is read again from its source to tie records to subjects.
     """
     records, blob_keys = set(erased.records), set(erased.blob_keys)
-    unreadable: list[str] = []
+    hits, taken, unreadable = [], set(), []
     for path in parquet_files(tables / "raw"):
-        if not path.parent.name.endswith(QUARANTINE_SUFFIX):
-            continue
         frame = read_parquet(path)
+        if not path.parent.name.endswith(QUARANTINE_SUFFIX):
+            if "subject_pseudonym" in frame.columns:
+                others = ~pl.col("subject_pseudonym").is_in(list(erased.pseudonyms))
+                taken |= set(frame.filter(others)["capture_id"])
+            continue
         if frame.is_empty():
             continue
-        source, partition = frame.row(0, named=True)["source"], frame["source_partition"][0]
+        source, partition = frame["source"][0], frame["source_partition"][0]
         wanted = set(frame["record"]) - records
         found: set[str] = set()
         try:
@@ -213,16 +217,19 @@ def resolve_quarantine(
             unreadable.append(f"{source}/{partition}")
             continue
         records |= found
-        hit = frame.filter(pl.col("record").is_in(list(found)))
+        hits.append(frame.filter(pl.col("record").is_in(list(found))))
+    hit = pl.concat(hits) if hits else pl.DataFrame(schema={"capture_id": pl.String})
+    if "blob_uri" in hit.columns:
         blob_keys |= set(hit["blob_uri"].str.extract(BLOB_KEY).drop_nulls())
-    found = Erased(
+    found_ids = set(hit["capture_id"].drop_nulls()) - taken
+    expanded = Erased(
         erased.pseudonyms,
-        erased.capture_ids,
+        erased.capture_ids | found_ids,
         erased.sha256s,
         frozenset(blob_keys),
         frozenset(records),
     )
-    return found, unreadable
+    return expanded, unreadable
 
 
 def near_duplicates_remap(tables: UPath, erased: Erased) -> dict[str, str]:

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from dagster._serdes import serialize_value
 from polars.testing import assert_frame_equal
+from upath import UPath
 
 from identity_data import erasure as erasure_cli
 from identity_data import snapshots
@@ -33,6 +34,7 @@ from identity_data.privacy import check_key, pseudonymise
 from identity_data.settings import local_key_file
 from identity_data.stores.bigquery import BigQueryWarehouse
 from identity_data.stores.blobs import LocalBlobStore
+from identity_data.stores.gcs import GcsBlobStore
 from identity_data.stores.warehouse import DuckDBWarehouse
 from identity_data_tests.defs.snapshots.world import (
     DAYS,
@@ -41,8 +43,8 @@ from identity_data_tests.defs.snapshots.world import (
     build_world,
     materialize_days,
 )
-from identity_data_tests.prod.world import deployment_env
-from identity_data_tests.services import Service, bigquery_client
+from identity_data_tests.prod.world import deployment_env, upload_tree
+from identity_data_tests.services import Service, bigquery_client, storage_client
 
 pytestmark = pytest.mark.slow
 
@@ -72,9 +74,30 @@ def duckdb_tables(home: Path) -> dict[str, pl.DataFrame]:
         return {t: con.execute(f'SELECT * FROM "{t}"').pl() for t in WAREHOUSE_TABLES}
 
 
+def quarantined(home: Path, key: bytes) -> pl.DataFrame:
+    """Every quarantine row with the pseudonym of its source record's subject, looked up in
+    the sources themselves (capture DB rows, drop-folder manifest lines)."""
+    with sqlite3.connect(home / "capture_db.sqlite") as con:
+        refs = {
+            f"captures:{c}": r
+            for c, r in con.execute("SELECT capture_id, subject_ref FROM captures")
+        }
+    for manifest in (home / "lake" / "landing").rglob("manifest.csv"):
+        rel = manifest.relative_to(home / "lake")
+        frame = pl.read_csv(manifest, infer_schema=False)
+        refs |= {f"{rel}:line {i + 2}": r for i, r in enumerate(frame["subject_ref"])}
+    bad = pl.concat(f for n, f in lake_tables(home).items() if "_quarantine/" in n)
+    bad = bad.with_columns(subject_ref=pl.col("record").replace_strict(refs, default=None))
+    return bad.with_columns(
+        subject_pseudonym=pseudonymise(key, bad["subject_ref"]),
+        blob_key=pl.col("blob_uri").str.extract(r"(raw/captures/.+)$"),
+    )
+
+
 def pick_subject(home: Path) -> tuple[str, str, erase.Erased]:
     """A subject with production captures on several days, labels and rows in snapshot s1,
-    sharing no blob and no near-duplicate cluster with anyone else; (ref, pseudonym, ids)."""
+    sharing no blob and no near-duplicate cluster with anyone else, and with a quarantined
+    record if any such subject has one; (ref, pseudonym, ids)."""
     key = check_key(local_key_file(home).read_text().strip())
     with sqlite3.connect(home / "capture_db.sqlite") as con:
         refs = sorted({r for (r,) in con.execute("SELECT subject_ref FROM captures")})
@@ -94,6 +117,8 @@ def pick_subject(home: Path) -> tuple[str, str, erase.Erased]:
         .filter(pl.col("subject_pseudonym") > 1)["cluster_id"]
         .drop_nulls()
     )
+    bad = quarantined(home, key)
+    fits = []
     for pseudonym, captures in manifests.group_by("subject_pseudonym", maintain_order=True):
         pseudonym = pseudonym[0]
         production = captures.filter(pl.col("source") == "production")
@@ -105,14 +130,17 @@ def pick_subject(home: Path) -> tuple[str, str, erase.Erased]:
             and not set(joined.filter(pl.col("subject_pseudonym") == pseudonym)["cluster_id"])
             & mixed
         ):
+            mine = bad.filter(pl.col("subject_pseudonym") == pseudonym)
             ids = erase.Erased(
                 frozenset([pseudonym]),
-                frozenset(captures["capture_id"]),
+                frozenset(captures["capture_id"]) | frozenset(mine["capture_id"].drop_nulls()),
                 frozenset(captures["sha256"]),
-                frozenset(captures["blob_key"]),
+                frozenset(captures["blob_key"]) | frozenset(mine["blob_key"].drop_nulls()),
+                frozenset(mine["record"]),
             )
-            return by_pseudonym[pseudonym], pseudonym, ids
-    raise AssertionError("no sample subject fits")
+            fits.append((by_pseudonym[pseudonym], pseudonym, ids))
+    assert fits, "no sample subject fits"
+    return max(fits, key=lambda fit: len(fit[2].records) > 0)
 
 
 def needles(pseudonym: str, ids: erase.Erased) -> list[str]:
@@ -319,3 +347,52 @@ def test_the_ui_filing_job_refuses_what_is_not_a_pseudonym(grown: World, tmp_pat
         assert filed_requests(LocalBlobStore(world.home / "lake")) == ([], 0)
         events = "".join(serialize_value(e) for e in instance.all_logs(result.run_id))
         assert "64 hex digits" in events and ref not in events
+
+
+def test_on_gcs_erasure_rewrites_the_same_parquet_objects_blobs_and_snapshots(
+    grown: World, tmp_path: Path, gcs_emulator_env: Service
+) -> None:
+    """The lake on fake-gcs-server through the production path (gcsfs under UPath for parquet
+    rewrites, GcsBlobStore for blobs and snapshot versions) ends exactly like the local lake."""
+    world = grown.copy(tmp_path)
+    with world.open():
+        _, _, ids = pick_subject(world.home)
+    client = storage_client(gcs_emulator_env.url)
+    bucket = client.create_bucket(f"erasure-{uuid.uuid4().hex[:8]}")
+    upload_tree(bucket, world.home / "lake", "lake")
+    stores = {
+        "local": (LocalBlobStore(world.home / "lake"), UPath(world.home / "lake" / "tables")),
+        "gcs": (
+            GcsBlobStore(bucket.name, "lake", client=client),
+            UPath(f"gs://{bucket.name}/lake/tables"),
+        ),
+    }
+    outcome = {}
+    for name, (lake, tables) in stores.items():
+        remap = erase.near_duplicates_remap(tables, ids)
+        outcome[name] = (
+            erase.scrub_lake(tables, ids, remap),
+            erase.delete_blobs(lake, tables, ids),
+            erase.redact_snapshots(lake, ids, remap, "erasure-20261202T000000Z-00000000"),
+        )
+    assert outcome["gcs"] == outcome["local"]
+    removed, (deleted, _), redactions = outcome["gcs"]
+    assert sum(removed.values()) > 0 and deleted == len(ids.blob_keys) and len(redactions) == 1
+
+    local_tables = world.home / "lake" / "tables"
+    objects = {
+        b.name.removeprefix("lake/tables/"): b
+        for b in client.list_blobs(bucket, prefix="lake/tables/")
+    }
+    assert sorted(objects) == sorted(
+        str(p.relative_to(local_tables)) for p in local_tables.rglob("*.parquet")
+    )
+    for rel, blob in objects.items():
+        expected = pl.read_parquet(local_tables / rel)
+        assert_frame_equal(pl.read_parquet(blob.download_as_bytes()), expected, check_exact=True)
+    remaining = {b.name.removeprefix("lake/") for b in client.list_blobs(bucket, prefix="lake/")}
+    assert not remaining & ids.blob_keys
+    gcs_snapshot = snapshots.open(FIRST_SNAPSHOT, stores["gcs"][0])
+    local_snapshot = snapshots.open(FIRST_SNAPSHOT, stores["local"][0])
+    assert gcs_snapshot.version == local_snapshot.version == 2
+    assert gcs_snapshot.manifest_sha256 == local_snapshot.manifest_sha256
