@@ -36,25 +36,33 @@ def describe(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}…({len(str(value))} chars)"
 
 
+def _matching(grammar: re.Pattern[str], value: object, what: str, rule: str) -> str:
+    """`value` if it is a string in `grammar`; else a refusal naming it through describe."""
+    if not isinstance(value, str) or not grammar.fullmatch(value):
+        raise UnsafePathError(f"{what} {describe(value)} {rule}")
+    return value
+
+
 def check_partition_key(key: object, what: str = "partition key") -> str:
     """`key` if it follows PARTITION_KEY; the UI and the API accept any string, so every asset
     and IO manager that turns a key into a path calls this before touching storage."""
-    if not isinstance(key, str) or not PARTITION_KEY.fullmatch(key):
-        raise UnsafePathError(
-            f"{what} {describe(key)} is not 1-200 characters of A-Z a-z 0-9 . _ @ - "
-            "starting with a letter or digit; nothing was read or written for it"
-        )
-    return key
+    return _matching(
+        PARTITION_KEY,
+        key,
+        what,
+        "is not 1-200 characters of A-Z a-z 0-9 . _ @ - starting with a letter or digit; "
+        "nothing was read or written for it",
+    )
 
 
 def check_sql_name(name: object) -> str:
     """`name` if it follows SQL_NAME; refused before it is written into any DDL."""
-    if not isinstance(name, str) or not SQL_NAME.fullmatch(name):
-        raise UnsafePathError(
-            f"warehouse name {describe(name)} is not 1-128 characters of a-z 0-9 _ starting "
-            "with a letter"
-        )
-    return name
+    return _matching(
+        SQL_NAME,
+        name,
+        "warehouse name",
+        "is not 1-128 characters of a-z 0-9 _ starting with a letter",
+    )
 
 
 def sql_literal(value: object) -> str:

@@ -40,7 +40,6 @@ from identity_data_tests.defs.snapshots.world import (
     DAYS,
     FIRST_SNAPSHOT,
     World,
-    build_world,
     materialize_days,
 )
 from identity_data_tests.prod.world import deployment_env, upload_tree
@@ -55,13 +54,9 @@ SOURCE_ZONES = ("landing", "label-exports")
 WAREHOUSE_TABLES = (*TABLES, SNAPSHOT_TABLE.name)
 
 
-@pytest.fixture(scope="module")
-def grown(tmp_path_factory: pytest.TempPathFactory) -> World:
-    """The world with every day materialized after snapshot s1 was made."""
-    world = build_world(tmp_path_factory.mktemp("erasure-world"))
-    with world.open() as instance:
-        materialize_days(instance, DAYS)
-    return world
+@pytest.fixture
+def grown(grown_world: World) -> World:
+    return grown_world
 
 
 def lake_tables(home: Path) -> dict[str, pl.DataFrame]:
@@ -86,7 +81,9 @@ def quarantined(home: Path, key: bytes) -> pl.DataFrame:
         rel = manifest.relative_to(home / "lake")
         frame = pl.read_csv(manifest, infer_schema=False)
         refs |= {f"{rel}:line {i + 2}": r for i, r in enumerate(frame["subject_ref"])}
-    bad = pl.concat(f for n, f in lake_tables(home).items() if "_quarantine/" in n)
+    bad = pl.concat(
+        f for n, f in lake_tables(home).items() if n.startswith("raw/") and "_quarantine/" in n
+    )
     bad = bad.with_columns(subject_ref=pl.col("record").replace_strict(refs, default=None))
     return bad.with_columns(
         subject_pseudonym=pseudonymise(key, bad["subject_ref"]),

@@ -4,7 +4,6 @@ their table, and named only through the strict grammar (no SQL from a partition 
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
 import duckdb
 import polars as pl
@@ -12,44 +11,20 @@ import pytest
 from google.cloud import bigquery
 from polars.testing import assert_frame_equal
 
+from identity_data.defs.snapshots.build import SnapshotFilters, select_examples
 from identity_data.defs.snapshots.schemas import SNAPSHOT_TABLE
 from identity_data.defs.snapshots.store import SnapshotError
 from identity_data.defs.snapshots.views import name_taken_by, publish_view, view_name
 from identity_data.safety import UnsafePathError, check_sql_name, sql_literal
 from identity_data.stores.bigquery import BigQueryWarehouse
 from identity_data.stores.warehouse import DuckDBWarehouse, WarehouseBackend, view_predicate
+from identity_data_tests.defs.snapshots.test_build import examples
 from identity_data_tests.services import Service, bigquery_client
 
 
 def manifest(snapshot_id: str, n: int) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "snapshot_id": [snapshot_id] * n,
-            "capture_id": [f"{snapshot_id}-c{i}" for i in range(n)],
-            "source": ["production"] * n,
-            "source_partition": ["2026-11-28"] * n,
-            "capture_date": [date(2026, 11, 28)] * n,
-            "capture_type": ["selfie"] * n,
-            "subject_pseudonym": [f"{i:064x}" for i in range(n)],
-            "split": ["train"] * n,
-            "blob_uri": [f"file:///lake/raw/captures/ab/{i:064x}.jpg" for i in range(n)],
-            "blob_key": [f"raw/captures/ab/{i:064x}.jpg" for i in range(n)],
-            "blob_sha256": [f"{i:064x}" for i in range(n)],
-            "attack_type": ["genuine"] * n,
-            "attack_type_posterior": [0.9] * n,
-            "document_type": [None] * n,
-            "document_type_posterior": [None] * n,
-            "capture_quality": ["ok"] * n,
-            "capture_quality_posterior": [0.8] * n,
-            "face_count": [1] * n,
-            "face_score": [0.99] * n,
-            "face_area_share": [0.2] * n,
-            "sharpness": [12.0] * n,
-            "brightness": [110.0] * n,
-            "near_duplicate_cluster": [None] * n,
-        },
-        schema=dict(SNAPSHOT_TABLE.columns),
-    )
+    frame, captures = examples(n)
+    return select_examples(frame, captures, SnapshotFilters(), snapshot_id)[0]
 
 
 def test_view_names_fold_ids_into_the_sql_grammar_and_refuse_everything_else():
@@ -101,7 +76,7 @@ def query(warehouse: WarehouseBackend, sql: str) -> pl.DataFrame:
 
 
 def test_each_snapshot_has_a_view_that_follows_erasure(warehouse: WarehouseBackend) -> None:
-    first, second = manifest("demo-1", 3), manifest("weekly-2026-11-30", 2)
+    first, second = manifest("demo-1", 6), manifest("weekly-2026-11-30", 12)
     for frame in (first, second):
         snapshot_id = frame["snapshot_id"][0]
         warehouse.replace_slice(SNAPSHOT_TABLE, frame, {"snapshot_id": [snapshot_id]})
@@ -111,10 +86,10 @@ def test_each_snapshot_has_a_view_that_follows_erasure(warehouse: WarehouseBacke
 
     rows = query(warehouse, "SELECT * FROM snapshot_demo_1 ORDER BY capture_id")
     assert_frame_equal(rows, first, check_dtypes=False)
-    assert query(warehouse, "SELECT count(*) AS n FROM snapshot_weekly_2026_11_30")["n"][0] == 2
+    assert query(warehouse, "SELECT count(*) AS n FROM snapshot_weekly_2026_11_30")["n"][0] == 12
 
     # Erasure replaces the snapshot's slice of the table; its view shows the redacted rows.
     warehouse.replace_slice(SNAPSHOT_TABLE, first.slice(1), {"snapshot_id": ["demo-1"]})
     rows = query(warehouse, "SELECT capture_id FROM snapshot_demo_1 ORDER BY capture_id")
-    assert rows["capture_id"].to_list() == ["demo-1-c1", "demo-1-c2"]
-    assert query(warehouse, "SELECT count(*) AS n FROM snapshot_weekly_2026_11_30")["n"][0] == 2
+    assert rows["capture_id"].to_list() == ["c1", "c2", "c3", "c4", "c5"]
+    assert query(warehouse, "SELECT count(*) AS n FROM snapshot_weekly_2026_11_30")["n"][0] == 12
