@@ -260,7 +260,7 @@ def test_erasure_by_pseudonym_while_the_same_days_materialize(grown: World, tmp_
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 600
             while not instance.get_run_records(filters=dg.RunsFilter(statuses=erase_assets.ACTIVE)):
                 assert time.monotonic() < deadline and extraction.poll() is None
                 time.sleep(0.2)

@@ -124,14 +124,14 @@ def test_new_data_leaves_the_snapshot_identical_and_every_subject_in_its_split(
     after = later.frame.select("subject_pseudonym", "split").unique()
     new_subjects = after.join(before, on="subject_pseudonym", how="anti").height
     new_captures = later.frame.height - first.frame.height
+    kept = before.join(after, on="subject_pseudonym")
+    moved = kept.filter(pl.col("split") != pl.col("split_right"))
     print(
         f"\nsplit stability: {before.height} earlier subjects, {new_subjects} new subjects "
         f"(+{new_subjects / before.height:.0%}), {new_captures} new examples "
-        f"(+{new_captures / first.frame.height:.0%})"
+        f"(+{new_captures / first.frame.height:.0%}); {kept.height} earlier subjects still in "
+        f"the snapshot, {moved.height} moved split"
     )
     assert new_subjects / before.height >= 0.2 and new_captures / first.frame.height >= 0.2
-    moved = before.join(after, on="subject_pseudonym").filter(
-        pl.col("split") != pl.col("split_right")
-    )
     assert moved.is_empty()
-    assert before.join(after, on="subject_pseudonym").height > 0
+    assert kept.height > 0
