@@ -45,7 +45,8 @@ from identity_data_tests.defs.snapshots.world import (
 from identity_data_tests.prod.world import deployment_env, upload_tree
 from identity_data_tests.services import Service, bigquery_client, storage_client
 
-pytestmark = pytest.mark.slow
+# The first test also builds the session's shared worlds (defs/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 # Source drops as delivered (capture DB, landing/, label-exports/) belong to their owners;
 # erasure covers everything the pipeline wrote, and tombstones keep the sources from refilling it.

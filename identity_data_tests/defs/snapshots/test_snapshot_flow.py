@@ -21,7 +21,8 @@ from identity_data_tests.defs.snapshots.world import (
     World,
 )
 
-pytestmark = pytest.mark.slow
+# The first test also builds the session's shared worlds (defs/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture
