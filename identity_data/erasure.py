@@ -16,7 +16,7 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.erasure.assets import AUDIT, BY_TABLE
-from identity_data.defs.erasure.partitions import erasure_requests
+from identity_data.defs.erasure.partitions import ERASURE_REQUESTS
 from identity_data.defs.erasure.requests import (
     ErasureRequestError,
     check_pseudonym,
@@ -55,7 +55,9 @@ def removed_by_table(instance: dg.DagsterInstance, request_id: str) -> dict[str,
     if not records or records[0].asset_materialization is None:
         return {}
     metadata = records[0].asset_materialization.metadata
-    return {k: metadata[k].value for k in BY_TABLE if k in metadata}
+    return {
+        k: value for k in BY_TABLE if k in metadata and isinstance(value := metadata[k].value, dict)
+    }
 
 
 def audit_frame() -> pl.DataFrame:
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     started, instance = time.perf_counter(), dg.DagsterInstance.get()
     # The partition first: erasure_request_sensor runs only requests that have none yet, so the
     # daemon never runs this one a second time.
-    instance.add_dynamic_partitions(erasure_requests.name, [request_id])
+    instance.add_dynamic_partitions(ERASURE_REQUESTS, [request_id])
     file_request(blob_store(settings.lake_url), request_id, body)
     print(f"filed request {request_id}")
     ok = run_request(request_id, instance)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from identity_data.defs.erasure.partitions import erasure_requests
+from identity_data.defs.erasure.partitions import ERASURE_REQUESTS, erasure_requests
 from identity_data.defs.erasure.requests import REQUEST_PREFIX, filed_requests
 from identity_data.defs.erasure.schedules import erasure_job
 from identity_data.stores.deployment import Deployment
@@ -26,9 +26,9 @@ def erasure_request_sensor(context: dg.SensorEvaluationContext, deployment: Depl
         context.log.warning(
             f"{strays} objects under {REQUEST_PREFIX}/ are not named <request id>.json; skipped"
         )
-    new = [
-        r for r in filed if not context.instance.has_dynamic_partition(erasure_requests.name, r)
-    ][:MAX_RUNS_PER_TICK]
+    new = [r for r in filed if not context.instance.has_dynamic_partition(ERASURE_REQUESTS, r)][
+        :MAX_RUNS_PER_TICK
+    ]
     if not new:
         return dg.SkipReason(f"{len(filed)} requests filed, none new")
     return dg.SensorResult(
