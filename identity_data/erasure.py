@@ -15,9 +15,11 @@ import time
 import dagster as dg
 import polars as pl
 
-from identity_data.defs.erasure.assets import AUDIT
-from identity_data.defs.erasure.partitions import erasure_requests
+from identity_data.defs.erasure.assets import AUDIT, BY_TABLE
+from identity_data.defs.erasure.partitions import ERASURE_REQUESTS
 from identity_data.defs.erasure.requests import (
+    ErasureRequestError,
+    check_pseudonym,
     file_request,
     new_request_id,
     retention_request,
@@ -32,8 +34,6 @@ from identity_data.stores.deployment import blob_store
 def run_request(request_id: str, instance: dg.DagsterInstance) -> bool:
     from identity_data.definitions import defs as load_defs
 
-    if not instance.has_dynamic_partition(erasure_requests.name, request_id):
-        instance.add_dynamic_partitions(erasure_requests.name, [request_id])
     defs = load_defs()
     result = dg.materialize(
         list(defs.assets or []),
@@ -45,6 +45,19 @@ def run_request(request_id: str, instance: dg.DagsterInstance) -> bool:
         raise_on_error=False,
     )
     return result.success
+
+
+def removed_by_table(instance: dg.DagsterInstance, request_id: str) -> dict[str, dict]:
+    """Rows removed per lake and warehouse table, from the request's materialization."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=AUDIT, asset_partitions=[request_id]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    metadata = records[0].asset_materialization.metadata
+    return {
+        k: value for k in BY_TABLE if k in metadata and isinstance(value := metadata[k].value, dict)
+    }
 
 
 def audit_frame() -> pl.DataFrame:
@@ -79,22 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     settings = resolve_settings()
     if args.command == "subject":
         if args.pseudonym is not None:
-            pseudonym, by = args.pseudonym.strip().lower(), "pseudonym"
+            try:
+                pseudonym, by = check_pseudonym(args.pseudonym), "pseudonym"
+            except ErasureRequestError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
         else:
             ref = sys.stdin.readline().strip() if args.subject_ref == "-" else args.subject_ref
             pseudonym = pseudonymise(settings.pseudonym_key, pl.Series([ref]))[0]
             by = "subject_ref"
-        if len(pseudonym) != 64 or any(c not in "0123456789abcdef" for c in pseudonym):
-            print("error: a pseudonym is 64 hex digits", file=sys.stderr)
-            return 2
         body, request_id = subject_request(pseudonym, by), new_request_id("erasure")
     else:
         body = retention_request(args.max_age_days, args.snapshot_in_use_days)
         request_id = new_request_id("retention")
-    started = time.perf_counter()
+    started, instance = time.perf_counter(), dg.DagsterInstance.get()
+    # The partition first: erasure_request_sensor runs only requests that have none yet, so the
+    # daemon never runs this one a second time.
+    instance.add_dynamic_partitions(ERASURE_REQUESTS, [request_id])
     file_request(blob_store(settings.lake_url), request_id, body)
     print(f"filed request {request_id}")
-    ok = run_request(request_id, dg.DagsterInstance.get())
+    ok = run_request(request_id, instance)
     if not ok:
         print(f"request {request_id} failed; it stays filed: run its partition again from the UI")
         return 1
@@ -102,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     row = audit_frame().filter(pl.col("request_id") == request_id)
     for name, value in row.drop("request_id").row(0, named=True).items():
         print(f"  {name:<20} {value}")
+    for name, counts in removed_by_table(instance, request_id).items():
+        print(f"  {name.removesuffix('_by_table').replace('_', ' ')} by table:")
+        for table, rows in counts.items():
+            print(f"    {table:<40} {rows}")
     return 0
 
 

@@ -21,6 +21,9 @@ MAX_KEY_CHARS = 1024
 # Capture, annotation and annotator ids are copied into tables and quarantine rows; free text (a
 # name, an e-mail address) is not an id, so it is refused rather than copied.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+# Warehouse objects named after input (a snapshot's view): lower-case letters, digits and `_`, a
+# plain identifier in DuckDB and BigQuery alike, so it needs no quoting and cannot end a quote.
+SQL_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
 
 
 class UnsafePathError(ValueError):
@@ -33,15 +36,39 @@ def describe(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}…({len(str(value))} chars)"
 
 
+def _matching(grammar: re.Pattern[str], value: object, what: str, rule: str) -> str:
+    """`value` if it is a string in `grammar`; else a refusal naming it through describe."""
+    if not isinstance(value, str) or not grammar.fullmatch(value):
+        raise UnsafePathError(f"{what} {describe(value)} {rule}")
+    return value
+
+
 def check_partition_key(key: object, what: str = "partition key") -> str:
     """`key` if it follows PARTITION_KEY; the UI and the API accept any string, so every asset
     and IO manager that turns a key into a path calls this before touching storage."""
-    if not isinstance(key, str) or not PARTITION_KEY.fullmatch(key):
-        raise UnsafePathError(
-            f"{what} {describe(key)} is not 1-200 characters of A-Z a-z 0-9 . _ @ - "
-            "starting with a letter or digit; nothing was read or written for it"
-        )
-    return key
+    return _matching(
+        PARTITION_KEY,
+        key,
+        what,
+        "is not 1-200 characters of A-Z a-z 0-9 . _ @ - starting with a letter or digit; "
+        "nothing was read or written for it",
+    )
+
+
+def check_sql_name(name: object) -> str:
+    """`name` if it follows SQL_NAME; refused before it is written into any DDL."""
+    return _matching(
+        SQL_NAME,
+        name,
+        "warehouse name",
+        "is not 1-128 characters of a-z 0-9 _ starting with a letter",
+    )
+
+
+def sql_literal(value: object) -> str:
+    """A partition key as a quoted SQL string literal, for DDL that takes no query parameters
+    (a view's definition). PARTITION_KEY admits no quote or backslash, so none can end it."""
+    return f"'{check_partition_key(value)}'"
 
 
 def key_fault(key: object) -> str | None:

@@ -98,6 +98,7 @@ def test_sensors_schedule_and_automation(repo):
         "downstream_automation",
         "run_failure_alert",
         "freshness_alert",
+        "erasure_request_sensor",
     }
     schedules = {s.name: s for s in repo.schedule_defs}
     assert set(schedules) == {"production_daily_schedule", "weekly_snapshot", "retention_sweep"}

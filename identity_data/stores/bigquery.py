@@ -20,12 +20,13 @@ import re
 import uuid
 
 import polars as pl
-from google.api_core.exceptions import NotFound
+from google.api_core.exceptions import Conflict, NotFound
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY, _should_retry
 
-from identity_data.stores.warehouse import Slice, TableSpec, check_rows_in_slice
+from identity_data.safety import check_sql_name
+from identity_data.stores.warehouse import Slice, TableSpec, check_rows_in_slice, view_predicate
 
 _BQ_TYPES: dict[type[pl.DataType], str] = {
     pl.String: "STRING",
@@ -289,6 +290,17 @@ class BigQueryWarehouse:
             timeout=self.timeout,
         )
         job.result(retry=self.retry, job_retry=self.job_retry, timeout=self.timeout)
+
+    def replace_view(self, name: str, spec: TableSpec, slice_: Slice) -> None:
+        """A logical view: no copy of the rows, nothing to keep in sync, no storage billed."""
+        view = bigquery.Table(self._table_id(check_sql_name(name)))
+        view.view_query = (
+            f"SELECT * FROM `{self.ensure_table(spec)}` WHERE {view_predicate(slice_)}"
+        )
+        try:
+            self.client.create_table(view, retry=self.retry, timeout=self.timeout)
+        except Conflict:
+            self.client.update_table(view, ["view_query"], retry=self.retry, timeout=self.timeout)
 
     def read(self, spec: TableSpec, slice_: Slice) -> pl.DataFrame:
         self.ensure_table(spec)

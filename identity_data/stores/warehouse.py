@@ -14,6 +14,8 @@ import pandera.polars as pa
 import polars as pl
 import polars.selectors as cs
 
+from identity_data.safety import check_sql_name, sql_literal
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -50,6 +52,22 @@ class WarehouseBackend(Protocol):
         ...
 
     def read(self, spec: TableSpec, slice_: Slice) -> pl.DataFrame: ...
+
+    def replace_view(self, name: str, spec: TableSpec, slice_: Slice) -> None:
+        """Create (or redefine) the view `name` over the rows of `slice_`: a live window on the
+        table, so every later replacement of those rows (an erasure) shows through it."""
+        ...
+
+
+def view_predicate(slice_: Slice) -> str:
+    """`slice_` as SQL text for a view definition, which takes no parameters: column names and
+    values must pass the strict grammars of identity_data.safety, so nothing can break out."""
+    if not slice_:
+        return "TRUE"
+    return " AND ".join(
+        f"{check_sql_name(col)} IN ({', '.join(sql_literal(v) for v in values)})"
+        for col, values in slice_.items()
+    )
 
 
 _DUCKDB_TYPES: dict[type[pl.DataType], str] = {
@@ -155,6 +173,15 @@ class DuckDBWarehouse:
             except Exception:
                 con.rollback()
                 raise
+
+    def replace_view(self, name: str, spec: TableSpec, slice_: Slice) -> None:
+        with self._connect() as con:
+            table = self._ensure_table(con, spec)
+            view = f'"{self.schema}"."{check_sql_name(name)}"'
+            con.execute(
+                f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {table} "
+                f"WHERE {view_predicate(slice_)}"
+            )
 
     def read(self, spec: TableSpec, slice_: Slice) -> pl.DataFrame:
         where, params = _where(slice_)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -26,6 +27,11 @@ from identity_data.defs.warehouse.tables import TABLES
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.content_cache import erase_contents
 from identity_data.stores.warehouse import TableSpec, WarehouseBackend
+from identity_data.tombstones import digest, drop_tombstoned
+
+# A capture source's records of one partition, as raw extraction reads them.
+RecordReader = Callable[[str, str], Iterable[pl.DataFrame]]
+QUARANTINE_SUFFIX = "_quarantine"
 
 # Tables under tables/erasure/ are the audit itself: they hold counts and hashes only.
 AUDIT_FOLDER = "erasure"
@@ -42,12 +48,20 @@ WAREHOUSE_SLICES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Erased:
-    """What to remove: subjects' pseudonyms, their captures, and those captures' blobs."""
+    """What to remove: subjects' pseudonyms, their captures, and those captures' blobs; and
+    their quarantined source records (by `record`, which carries no pseudonym)."""
 
     pseudonyms: frozenset[str]
     capture_ids: frozenset[str]
     sha256s: frozenset[str]
     blob_keys: frozenset[str]
+    records: frozenset[str] = frozenset()
+
+    def tombstones(self, key: bytes) -> frozenset[str]:
+        return frozenset(
+            {digest(key, "subject_pseudonym", p) for p in self.pseudonyms}
+            | {digest(key, "capture_id", c) for c in self.capture_ids}
+        )
 
 
 def erased_mask(df: pl.DataFrame, erased: Erased) -> pl.Expr:
@@ -60,6 +74,8 @@ def erased_mask(df: pl.DataFrame, erased: Erased) -> pl.Expr:
     for column in ("sha256", "blob_sha256"):
         if column in df.columns:
             mask = mask | pl.col(column).is_in(list(erased.sha256s))
+    if "record" in df.columns:
+        mask = mask | pl.col("record").is_in(list(erased.records))
     return mask.fill_null(False)
 
 
@@ -156,6 +172,64 @@ def resolve(tables: UPath, pseudonyms: frozenset[str], capture_ids: frozenset[st
         frozenset(hits["sha256"]),
         frozenset(hits["blob_key"]),
     )
+
+
+def quarantined_records(
+    records: pl.DataFrame, quarantined: set[str], key: bytes, erased: Erased
+) -> set[str]:
+    """Which of the `quarantined` source records belong to an erased subject or capture: the
+    rule re-extraction applies (drop_tombstoned), so erasure now equals what it would drop."""
+    candidates = records.filter(pl.col("record").is_in(list(quarantined)))
+    kept, _ = drop_tombstoned(candidates, erased.tombstones(key), key)
+    return set(candidates["record"]) - set(kept["record"])
+
+
+def resolve_quarantine(
+    tables: UPath, read_records: RecordReader, key: bytes, erased: Erased
+) -> tuple[Erased, list[str]]:
+    """`erased` plus the subjects' quarantined records, their capture ids (unless a remaining
+    capture has the same id) and the raw-zone blobs they point at; and the partitions whose
+    source could not be read.
+
+    A quarantine row has no pseudonym (the record failed before it was pseudonymised), so each
+    partition holding quarantine rows is read again from its source to tie records to subjects.
+    """
+    records, blob_keys = set(erased.records), set(erased.blob_keys)
+    hits, taken, unreadable = [], set(), []
+    for path in parquet_files(tables / "raw"):
+        frame = read_parquet(path)
+        if not path.parent.name.endswith(QUARANTINE_SUFFIX):
+            if "subject_pseudonym" in frame.columns:
+                others = ~pl.col("subject_pseudonym").is_in(list(erased.pseudonyms))
+                taken |= set(frame.filter(others)["capture_id"])
+            continue
+        if frame.is_empty():
+            continue
+        source, partition = frame["source"][0], frame["source_partition"][0]
+        wanted = set(frame["record"]) - records
+        found: set[str] = set()
+        try:
+            for batch in read_records(source, partition):
+                found |= quarantined_records(batch, wanted, key, erased)
+        except FileNotFoundError:
+            # The owner removed the drop folder: nothing can re-ingest it, nothing ties the
+            # rows to a subject; they stay until the partition is extracted again.
+            unreadable.append(f"{source}/{partition}")
+            continue
+        records |= found
+        hits.append(frame.filter(pl.col("record").is_in(list(found))))
+    hit = pl.concat(hits) if hits else pl.DataFrame(schema={"capture_id": pl.String})
+    if "blob_uri" in hit.columns:
+        blob_keys |= set(hit["blob_uri"].str.extract(BLOB_KEY).drop_nulls())
+    found_ids = set(hit["capture_id"].drop_nulls()) - taken
+    expanded = Erased(
+        erased.pseudonyms,
+        erased.capture_ids | found_ids,
+        erased.sha256s,
+        frozenset(blob_keys),
+        frozenset(records),
+    )
+    return expanded, unreadable
 
 
 def near_duplicates_remap(tables: UPath, erased: Erased) -> dict[str, str]:

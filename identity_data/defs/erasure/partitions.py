@@ -2,4 +2,6 @@
 
 import dagster as dg
 
-erasure_requests = dg.DynamicPartitionsDefinition(name="erasure_requests")
+# The name as a plain str: the definition's `name` attribute is typed optional.
+ERASURE_REQUESTS = "erasure_requests"
+erasure_requests = dg.DynamicPartitionsDefinition(name=ERASURE_REQUESTS)

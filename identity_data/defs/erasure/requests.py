@@ -17,6 +17,9 @@ from identity_data.stores.blobs import BlobStore
 
 REQUEST_PREFIX = "erasure/requests"
 _ID = re.compile(r"(erasure|retention)-[0-9TZ-]{8,20}-[0-9a-f]{8}")
+_PSEUDONYM = re.compile(r"[0-9a-f]{64}")
+# Where a request names the run that filed it from the UI: that run's config holds the pseudonym.
+FILED_BY_RUN = "filed_by_run"
 
 
 class ErasureRequestError(ValueError):
@@ -31,6 +34,14 @@ def check_request_id(request_id: str) -> str:
     if not _ID.fullmatch(request_id):
         raise ErasureRequestError("a request id looks like erasure-<UTC time>-<8 hex digits>")
     return request_id
+
+
+def check_pseudonym(value: str) -> str:
+    """The pseudonym, normalised; the message never repeats the value (it may be a raw ref)."""
+    pseudonym = value.strip().lower()
+    if not _PSEUDONYM.fullmatch(pseudonym):
+        raise ErasureRequestError("a pseudonym is 64 hex digits; nothing was filed")
+    return pseudonym
 
 
 def request_key(request_id: str) -> str:
@@ -55,6 +66,18 @@ def retention_request(max_age_days: int, snapshot_in_use_days: int) -> dict:
         "max_age_days": max_age_days,
         "snapshot_in_use_days": snapshot_in_use_days,
     }
+
+
+def filed_requests(lake: BlobStore) -> tuple[list[str], int]:
+    """Ids of the requests filed now, and how many other objects sit in the folder."""
+    ids, strays = [], 0
+    for obj in lake.list(f"{REQUEST_PREFIX}/", (".json",)):
+        request_id = obj.key.removeprefix(f"{REQUEST_PREFIX}/").removesuffix(".json")
+        if _ID.fullmatch(request_id):
+            ids.append(request_id)
+        else:
+            strays += 1
+    return ids, strays
 
 
 def read_request(lake: BlobStore, request_id: str) -> dict:

@@ -15,6 +15,7 @@ from identity_data.defs.snapshots.build import (
 from identity_data.defs.snapshots.checks import BALANCE_TABLE, balance_check, balance_check_spec
 from identity_data.defs.snapshots.partitions import snapshots
 from identity_data.defs.snapshots.schemas import SNAPSHOT_TABLE, SnapshotManifest
+from identity_data.defs.snapshots.views import WAREHOUSE_VIEW, name_taken_by, publish_view
 from identity_data.defs.warehouse.tables import TABLES
 from identity_data.metadata import markdown_table
 from identity_data.sources import SOURCES
@@ -74,11 +75,16 @@ def input_data_versions(instance: dg.DagsterInstance) -> dict[str, dict[str, str
 def training_snapshot(
     context: dg.AssetExecutionContext, config: SnapshotConfig, deployment: Deployment
 ) -> dg.MaterializeResult:
-    """Freeze the warehouse's training examples into a create-only manifest and its table."""
+    """Freeze the warehouse's training examples into a create-only manifest, its rows and view."""
     snapshot_id = store.check_id(context.partition_key)
     lake, warehouse = deployment.lake, deployment.warehouse
     if store.versions(lake, snapshot_id):
         raise dg.Failure(f"snapshot {snapshot_id} exists already; snapshots are written once")
+    if other := name_taken_by(snapshot_id, store.snapshot_ids(lake)):
+        raise dg.Failure(
+            f"snapshot {snapshot_id} would share its warehouse view with snapshot {other}; "
+            "choose an id that differs by more than case, '.', '-' and '_'"
+        )
     filters = SnapshotFilters(
         config.min_posterior, tuple(config.exclude_sources), tuple(config.exclude_capture_types)
     )
@@ -104,11 +110,13 @@ def training_snapshot(
     }
     digest = store.write_version(lake, snapshot_id, 1, manifest, info)
     warehouse.replace_slice(SNAPSHOT_TABLE, manifest, {"snapshot_id": [snapshot_id]})
+    view = publish_view(warehouse, snapshot_id)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": manifest.height,
             "manifest_sha256": digest,
             "manifest_uri": lake.uri(store.key(snapshot_id, 1, store.MANIFEST)),
+            WAREHOUSE_VIEW: view,
             "filters": dg.MetadataValue.json(filters.as_dict()),
             "excluded": dg.MetadataValue.json(excluded),
             "counts_by_split": dg.MetadataValue.json(info["counts_by_split"]),

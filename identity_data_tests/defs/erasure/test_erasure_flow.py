@@ -17,28 +17,36 @@ import polars as pl
 import pytest
 from dagster._serdes import serialize_value
 from polars.testing import assert_frame_equal
+from upath import UPath
 
 from identity_data import erasure as erasure_cli
 from identity_data import snapshots
+from identity_data.definitions import defs as load_defs
 from identity_data.defs.erasure import assets as erase_assets
 from identity_data.defs.erasure import erase
+from identity_data.defs.erasure.jobs import FILE_JOB
+from identity_data.defs.erasure.requests import filed_requests
+from identity_data.defs.erasure.sensors import erasure_request_sensor
 from identity_data.defs.snapshots.schemas import SNAPSHOT_TABLE
 from identity_data.defs.warehouse.tables import TABLES
+from identity_data.demo import Demo, Tally
 from identity_data.privacy import check_key, pseudonymise
 from identity_data.settings import local_key_file
 from identity_data.stores.bigquery import BigQueryWarehouse
+from identity_data.stores.blobs import LocalBlobStore
+from identity_data.stores.gcs import GcsBlobStore
 from identity_data.stores.warehouse import DuckDBWarehouse
 from identity_data_tests.defs.snapshots.world import (
     DAYS,
     FIRST_SNAPSHOT,
     World,
-    build_world,
     materialize_days,
 )
-from identity_data_tests.prod.world import deployment_env
-from identity_data_tests.services import Service, bigquery_client
+from identity_data_tests.prod.world import deployment_env, upload_tree
+from identity_data_tests.services import Service, bigquery_client, storage_client
 
-pytestmark = pytest.mark.slow
+# The first test also builds the session's shared worlds (defs/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 # Source drops as delivered (capture DB, landing/, label-exports/) belong to their owners;
 # erasure covers everything the pipeline wrote, and tombstones keep the sources from refilling it.
@@ -47,13 +55,9 @@ SOURCE_ZONES = ("landing", "label-exports")
 WAREHOUSE_TABLES = (*TABLES, SNAPSHOT_TABLE.name)
 
 
-@pytest.fixture(scope="module")
-def grown(tmp_path_factory: pytest.TempPathFactory) -> World:
-    """The world with every day materialized after snapshot s1 was made."""
-    world = build_world(tmp_path_factory.mktemp("erasure-world"))
-    with world.open() as instance:
-        materialize_days(instance, DAYS)
-    return world
+@pytest.fixture
+def grown(grown_world: World) -> World:
+    return grown_world
 
 
 def lake_tables(home: Path) -> dict[str, pl.DataFrame]:
@@ -66,9 +70,32 @@ def duckdb_tables(home: Path) -> dict[str, pl.DataFrame]:
         return {t: con.execute(f'SELECT * FROM "{t}"').pl() for t in WAREHOUSE_TABLES}
 
 
+def quarantined(home: Path, key: bytes) -> pl.DataFrame:
+    """Every quarantine row with the pseudonym of its source record's subject, looked up in
+    the sources themselves (capture DB rows, drop-folder manifest lines)."""
+    with sqlite3.connect(home / "capture_db.sqlite") as con:
+        refs = {
+            f"captures:{c}": r
+            for c, r in con.execute("SELECT capture_id, subject_ref FROM captures")
+        }
+    for manifest in (home / "lake" / "landing").rglob("manifest.csv"):
+        rel = manifest.relative_to(home / "lake")
+        frame = pl.read_csv(manifest, infer_schema=False)
+        refs |= {f"{rel}:line {i + 2}": r for i, r in enumerate(frame["subject_ref"])}
+    bad = pl.concat(
+        f for n, f in lake_tables(home).items() if n.startswith("raw/") and "_quarantine/" in n
+    )
+    bad = bad.with_columns(subject_ref=pl.col("record").replace_strict(refs, default=None))
+    return bad.with_columns(
+        subject_pseudonym=pseudonymise(key, bad["subject_ref"]),
+        blob_key=pl.col("blob_uri").str.extract(r"(raw/captures/.+)$"),
+    )
+
+
 def pick_subject(home: Path) -> tuple[str, str, erase.Erased]:
     """A subject with production captures on several days, labels and rows in snapshot s1,
-    sharing no blob and no near-duplicate cluster with anyone else; (ref, pseudonym, ids)."""
+    sharing no blob and no near-duplicate cluster with anyone else, and with a quarantined
+    record if any such subject has one; (ref, pseudonym, ids)."""
     key = check_key(local_key_file(home).read_text().strip())
     with sqlite3.connect(home / "capture_db.sqlite") as con:
         refs = sorted({r for (r,) in con.execute("SELECT subject_ref FROM captures")})
@@ -88,6 +115,8 @@ def pick_subject(home: Path) -> tuple[str, str, erase.Erased]:
         .filter(pl.col("subject_pseudonym") > 1)["cluster_id"]
         .drop_nulls()
     )
+    bad = quarantined(home, key)
+    fits = []
     for pseudonym, captures in manifests.group_by("subject_pseudonym", maintain_order=True):
         pseudonym = pseudonym[0]
         production = captures.filter(pl.col("source") == "production")
@@ -99,14 +128,17 @@ def pick_subject(home: Path) -> tuple[str, str, erase.Erased]:
             and not set(joined.filter(pl.col("subject_pseudonym") == pseudonym)["cluster_id"])
             & mixed
         ):
+            mine = bad.filter(pl.col("subject_pseudonym") == pseudonym)
             ids = erase.Erased(
                 frozenset([pseudonym]),
-                frozenset(captures["capture_id"]),
+                frozenset(captures["capture_id"]) | frozenset(mine["capture_id"].drop_nulls()),
                 frozenset(captures["sha256"]),
-                frozenset(captures["blob_key"]),
+                frozenset(captures["blob_key"]) | frozenset(mine["blob_key"].drop_nulls()),
+                frozenset(mine["record"]),
             )
-            return by_pseudonym[pseudonym], pseudonym, ids
-    raise AssertionError("no sample subject fits")
+            fits.append((by_pseudonym[pseudonym], pseudonym, ids))
+    assert fits, "no sample subject fits"
+    return max(fits, key=lambda fit: len(fit[2].records) > 0)
 
 
 def needles(pseudonym: str, ids: erase.Erased) -> list[str]:
@@ -229,7 +261,7 @@ def test_erasure_by_pseudonym_while_the_same_days_materialize(grown: World, tmp_
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 600
             while not instance.get_run_records(filters=dg.RunsFilter(statuses=erase_assets.ACTIVE)):
                 assert time.monotonic() < deadline and extraction.poll() is None
                 time.sleep(0.2)
@@ -263,3 +295,102 @@ def test_bigquery_rows_are_erased_like_duckdb_rows(
             order = [c for c in ("capture_id", "task", "snapshot_id") if c in spec.columns]
             assert_frame_equal(bq.read(spec, {}).sort(order), local.read(spec, {}).sort(order))
             assert without(bq.read(spec, {}), ids).height == bq.read(spec, {}).height
+
+
+def test_a_request_filed_from_the_ui_runs_by_itself_and_leaves_no_trace(
+    grown: World, tmp_path: Path
+) -> None:
+    """Support staff launch `file_erasure_request` with the pseudonym in the launchpad; the
+    daemon's sensor tick runs the erasure; afterwards neither the pseudonym nor the raw
+    reference is anywhere in the instance (runs, configs, event logs, files) or the stores."""
+    world = grown.copy(tmp_path)
+    with world.open() as instance:
+        ref, pseudonym, ids = pick_subject(world.home)
+        job = load_defs().resolve_job_def(FILE_JOB)
+        config = {"ops": {"file_subject_request": {"config": {"pseudonym": pseudonym.upper()}}}}
+        filing = job.execute_in_process(run_config=config, instance=instance)
+        assert filing.success
+        (request_id,), _ = filed_requests(LocalBlobStore(world.home / "lake"))
+
+        demo = Demo(instance, Tally())
+        sensor = demo.repository.get_sensor_def(erasure_request_sensor.name)
+        assert demo.tick(sensor) == 1 and demo.tally.failed_runs == []
+        assert demo.tick(sensor) == 0
+        assert instance.has_dynamic_partition("erasure_requests", request_id)
+        assert instance.get_run_by_id(filing.run_id) is None
+        assert filed_requests(LocalBlobStore(world.home / "lake")) == ([], 0)
+
+        assert occurrences(world.home, instance, [ref, *needles(pseudonym, ids)]) == {}
+        on_disk = [
+            path
+            for path in world.dagster_home.rglob("*")
+            if path.is_file()
+            and path.suffix not in (".db", ".db-wal", ".db-shm")
+            and any(n.encode() in path.read_bytes() for n in (ref, pseudonym))
+        ]
+        assert on_disk == []
+        audit = erasure_cli.audit_frame()
+        assert audit.row(0, named=True)["requested_by"] == "pseudonym"
+        assert audit["captures"][0] == len(ids.capture_ids)
+
+
+def test_the_ui_filing_job_refuses_what_is_not_a_pseudonym(grown: World, tmp_path: Path) -> None:
+    world = grown.copy(tmp_path)
+    with world.open() as instance:
+        ref, _, _ = pick_subject(world.home)
+        job = load_defs().resolve_job_def(FILE_JOB)
+        config = {"ops": {"file_subject_request": {"config": {"pseudonym": ref}}}}
+        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+        assert not result.success
+        assert filed_requests(LocalBlobStore(world.home / "lake")) == ([], 0)
+        events = "".join(serialize_value(e) for e in instance.all_logs(result.run_id))
+        assert "64 hex digits" in events and ref not in events
+
+
+def test_on_gcs_erasure_rewrites_the_same_parquet_objects_blobs_and_snapshots(
+    grown: World, tmp_path: Path, gcs_emulator_env: Service
+) -> None:
+    """The lake on fake-gcs-server through the production path (gcsfs under UPath for parquet
+    rewrites, GcsBlobStore for blobs and snapshot versions) ends exactly like the local lake."""
+    world = grown.copy(tmp_path)
+    with world.open():
+        _, _, ids = pick_subject(world.home)
+    client = storage_client(gcs_emulator_env.url)
+    bucket = client.create_bucket(f"erasure-{uuid.uuid4().hex[:8]}")
+    upload_tree(bucket, world.home / "lake", "lake")
+    stores = {
+        "local": (LocalBlobStore(world.home / "lake"), UPath(world.home / "lake" / "tables")),
+        "gcs": (
+            GcsBlobStore(bucket.name, "lake", client=client),
+            UPath(f"gs://{bucket.name}/lake/tables"),
+        ),
+    }
+    outcome = {}
+    for name, (lake, tables) in stores.items():
+        remap = erase.near_duplicates_remap(tables, ids)
+        outcome[name] = (
+            erase.scrub_lake(tables, ids, remap),
+            erase.delete_blobs(lake, tables, ids),
+            erase.redact_snapshots(lake, ids, remap, "erasure-20261202T000000Z-00000000"),
+        )
+    assert outcome["gcs"] == outcome["local"]
+    removed, (deleted, _), redactions = outcome["gcs"]
+    assert sum(removed.values()) > 0 and deleted == len(ids.blob_keys) and len(redactions) == 1
+
+    local_tables = world.home / "lake" / "tables"
+    objects = {
+        b.name.removeprefix("lake/tables/"): b
+        for b in client.list_blobs(bucket, prefix="lake/tables/")
+    }
+    assert sorted(objects) == sorted(
+        str(p.relative_to(local_tables)) for p in local_tables.rglob("*.parquet")
+    )
+    for rel, blob in objects.items():
+        expected = pl.read_parquet(local_tables / rel)
+        assert_frame_equal(pl.read_parquet(blob.download_as_bytes()), expected, check_exact=True)
+    remaining = {b.name.removeprefix("lake/") for b in client.list_blobs(bucket, prefix="lake/")}
+    assert not remaining & ids.blob_keys
+    gcs_snapshot = snapshots.open(FIRST_SNAPSHOT, stores["gcs"][0])
+    local_snapshot = snapshots.open(FIRST_SNAPSHOT, stores["local"][0])
+    assert gcs_snapshot.version == local_snapshot.version == 2
+    assert gcs_snapshot.manifest_sha256 == local_snapshot.manifest_sha256

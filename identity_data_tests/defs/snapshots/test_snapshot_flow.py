@@ -13,20 +13,21 @@ from polars.testing import assert_frame_equal
 from identity_data import snapshots
 from identity_data.defs.snapshots import store
 from identity_data.defs.snapshots.assets import INPUTS
+from identity_data.defs.snapshots.views import view_name
+from identity_data.stores.blobs import LocalBlobStore
 from identity_data_tests.defs.snapshots.world import (
     DAYS,
     FIRST_SNAPSHOT,
     World,
-    build_world,
-    materialize_days,
 )
 
-pytestmark = pytest.mark.slow
+# The first test also builds the session's shared worlds (defs/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return build_world(tmp_path_factory.mktemp("snapshot-world"))
+@pytest.fixture
+def world(snapshot_world: World) -> World:
+    return snapshot_world
 
 
 def warehouse_rows(home: Path, snapshot_id: str) -> pl.DataFrame:
@@ -35,6 +36,11 @@ def warehouse_rows(home: Path, snapshot_id: str) -> pl.DataFrame:
             "SELECT * FROM snapshot_examples WHERE snapshot_id = ? ORDER BY capture_id",
             [snapshot_id],
         ).pl()
+
+
+def view_rows(home: Path, snapshot_id: str) -> pl.DataFrame:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(f"SELECT * FROM {view_name(snapshot_id)} ORDER BY capture_id").pl()
 
 
 def test_a_snapshot_is_verified_complete_and_queryable(world: World, tmp_path: Path) -> None:
@@ -56,6 +62,7 @@ def test_a_snapshot_is_verified_complete_and_queryable(world: World, tmp_path: P
         table = warehouse_rows(mine.home, FIRST_SNAPSHOT)
         assert table.height == snap.frame.height
         assert set(table["capture_id"]) == set(snap.frame["capture_id"])
+        assert_frame_equal(view_rows(mine.home, FIRST_SNAPSHOT), table)
 
 
 def test_a_snapshot_is_written_once(world: World, tmp_path: Path) -> None:
@@ -64,6 +71,9 @@ def test_a_snapshot_is_written_once(world: World, tmp_path: Path) -> None:
         before = snapshots.open(FIRST_SNAPSHOT)
         assert not snapshots.create(FIRST_SNAPSHOT)
         assert_frame_equal(snapshots.open(FIRST_SNAPSHOT).frame, before.frame)
+        # `S1` would fold onto s1's view name: refused before anything is written.
+        assert not snapshots.create(FIRST_SNAPSHOT.upper())
+        assert store.snapshot_ids(LocalBlobStore(mine.home / "lake")) == [FIRST_SNAPSHOT]
 
 
 def test_a_tampered_manifest_or_blob_fails_verification(world: World, tmp_path: Path) -> None:
@@ -96,31 +106,33 @@ def test_filters_are_applied_and_recorded(world: World, tmp_path: Path) -> None:
 
 
 def test_new_data_leaves_the_snapshot_identical_and_every_subject_in_its_split(
-    world: World, tmp_path: Path
+    world: World, grown_world: World, tmp_path: Path
 ) -> None:
-    mine = world.copy(tmp_path)
-    with mine.open() as instance:
+    """`grown_world` is `world` after every day was materialized (new captures and subjects)."""
+    with world.copy(tmp_path / "before").open():
         first = snapshots.open(FIRST_SNAPSHOT)
-        rows = warehouse_rows(mine.home, FIRST_SNAPSHOT)
-        materialize_days(instance, DAYS)
+        rows = warehouse_rows(world.home, FIRST_SNAPSHOT)
+    mine = grown_world.copy(tmp_path)
+    with mine.open():
         assert snapshots.create("s2")
         again, later = snapshots.open(FIRST_SNAPSHOT), snapshots.open("s2")
     assert again.manifest_sha256 == first.manifest_sha256
     assert_frame_equal(again.frame, first.frame)
     assert_frame_equal(warehouse_rows(mine.home, FIRST_SNAPSHOT), rows)
+    assert_frame_equal(view_rows(mine.home, FIRST_SNAPSHOT), rows)
 
     before = first.frame.select("subject_pseudonym", "split").unique()
     after = later.frame.select("subject_pseudonym", "split").unique()
     new_subjects = after.join(before, on="subject_pseudonym", how="anti").height
     new_captures = later.frame.height - first.frame.height
+    kept = before.join(after, on="subject_pseudonym")
+    moved = kept.filter(pl.col("split") != pl.col("split_right"))
     print(
         f"\nsplit stability: {before.height} earlier subjects, {new_subjects} new subjects "
         f"(+{new_subjects / before.height:.0%}), {new_captures} new examples "
-        f"(+{new_captures / first.frame.height:.0%})"
+        f"(+{new_captures / first.frame.height:.0%}); {kept.height} earlier subjects still in "
+        f"the snapshot, {moved.height} moved split"
     )
     assert new_subjects / before.height >= 0.2 and new_captures / first.frame.height >= 0.2
-    moved = before.join(after, on="subject_pseudonym").filter(
-        pl.col("split") != pl.col("split_right")
-    )
     assert moved.is_empty()
-    assert before.join(after, on="subject_pseudonym").height > 0
+    assert kept.height > 0
