@@ -5,6 +5,7 @@ import polars as pl
 
 from identity_data.conditions import change_metadata, partition_digests, pooled, previous_digests
 from identity_data.defs.labels import consensus as cs
+from identity_data.defs.labels.captures import split_by_capture, unknown_by_export
 from identity_data.defs.labels.checks import consensus_check_specs, consensus_checks
 from identity_data.defs.labels.metadata import class_balance, label_metadata
 from identity_data.defs.labels.parse import (
@@ -15,7 +16,12 @@ from identity_data.defs.labels.parse import (
     pool_latest,
 )
 from identity_data.defs.labels.partitions import label_exports
-from identity_data.defs.labels.schemas import AnnotatorQuality, LabelQuarantine, ParsedAnnotations
+from identity_data.defs.labels.schemas import (
+    AnnotatorQuality,
+    LabelQuarantine,
+    ParsedAnnotations,
+    UnmatchedAnnotations,
+)
 from identity_data.defs.labels.sensors import export_file, version_tag
 from identity_data.defs.raw.assets import SOURCES
 from identity_data.defs.raw.schemas import CaptureManifest
@@ -35,6 +41,15 @@ CAPTURE_COLUMNS = ["capture_id", "capture_date", "source", "source_partition"]
 LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
 
 
+def _captures_in(source: str) -> dg.AssetIn:
+    # Every partition: an unpartitioned reader gets them all anyway, an export partition says so.
+    return dg.AssetIn(
+        dg.AssetKey(["raw", f"{source}_captures"]),
+        metadata={"allow_missing_partitions": True, "columns": CAPTURE_COLUMNS},
+        partition_mapping=dg.AllPartitionMapping(),
+    )
+
+
 @dg.multi_asset(
     outs={
         "annotations": dg.AssetOut(
@@ -50,6 +65,7 @@ LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
             kinds={"polars", "parquet"},
         ),
     },
+    ins={f"{s.name}_captures": _captures_in(s.name) for s in SOURCES},
     partitions_def=label_exports,
     check_specs=[
         schema_check_spec(EXPORT_ANNOTATIONS, ParsedAnnotations),
@@ -57,7 +73,13 @@ LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
     ],
     can_subset=False,
 )
-def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
+def label_export(
+    context: dg.AssetExecutionContext,
+    deployment: Deployment,
+    production_captures: pl.DataFrame,
+    campaign_captures: pl.DataFrame,
+    open_dataset_captures: pl.DataFrame,
+):
     """Parse one Label Studio JSON or flat CSV export, streaming."""
     key, version = export_file(context.partition_key)
     current = next((o for o in deployment.lake.list(key) if o.key == key), None)
@@ -76,12 +98,16 @@ def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
     tombstones, secret = load_tombstones(deployment.lake), deployment.settings.pseudonym_key
     annotations, erased = drop_tombstoned_captures(annotations, tombstones, secret)
     quarantine, erased_quarantine = drop_tombstoned_captures(quarantine, tombstones, secret)
+    captures = known_captures(production_captures, campaign_captures, open_dataset_captures)
+    _, unknown = split_by_capture(annotations, captures["capture_id"])
     yield dg.Output(
         annotations,
         output_name="annotations",
         metadata={
             "dagster/row_count": annotations.height,
             "tombstoned_rows": erased + erased_quarantine,
+            # Kept: consensus quarantines them unless their captures are extracted by then.
+            "unknown_capture_rows": unknown.height,
             **class_balance(annotations),
         },
     )
@@ -95,13 +121,6 @@ def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
     )
     yield schema_check(annotations, ParsedAnnotations, EXPORT_ANNOTATIONS)
     yield schema_check(quarantine, LabelQuarantine, EXPORT_QUARANTINE)
-
-
-def _captures_in(source: str) -> dg.AssetIn:
-    return dg.AssetIn(
-        dg.AssetKey(["raw", f"{source}_captures"]),
-        metadata={"allow_missing_partitions": True, "columns": CAPTURE_COLUMNS},
-    )
 
 
 def known_captures(*manifests: pl.DataFrame) -> pl.DataFrame:
@@ -135,7 +154,7 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
     check_specs=[
         schema_check_spec(CONSENSUS, WarehouseLabel),
         schema_check_spec(QUALITY, AnnotatorQuality),
-        schema_check_spec(UNMATCHED, ParsedAnnotations),
+        schema_check_spec(UNMATCHED, UnmatchedAnnotations),
         *consensus_check_specs(CONSENSUS, QUALITY),
     ],
     can_subset=False,
@@ -154,8 +173,7 @@ def consensus(
     )
     pooled = pool_latest(current)
     captures = known_captures(production_captures, campaign_captures, open_dataset_captures)
-    matched = pooled.join(captures.select("capture_id"), on="capture_id", how="semi")
-    unmatched = pooled.join(captures.select("capture_id"), on="capture_id", how="anti")
+    matched, unmatched = split_by_capture(pooled, captures["capture_id"])
     labels, quality = cs.dawid_skene(matched)
     latest_export = matched.group_by("capture_id", "task").agg(
         export_id=pl.col("export_id").sort_by("created_at").last()
@@ -186,11 +204,13 @@ def consensus(
         metadata={"dagster/row_count": quality.height},
     )
     yield dg.Output(
-        unmatched, output_name="unmatched", metadata={"dagster/row_count": unmatched.height}
+        unmatched,
+        output_name="unmatched",
+        metadata={"dagster/row_count": unmatched.height, "by_export": unknown_by_export(unmatched)},
     )
     yield schema_check(labels, WarehouseLabel, CONSENSUS)
     yield schema_check(quality, AnnotatorQuality, QUALITY)
-    yield schema_check(unmatched, ParsedAnnotations, UNMATCHED)
+    yield schema_check(unmatched, UnmatchedAnnotations, UNMATCHED)
     yield from consensus_checks(
         matched, unmatched, labels, captures, CONSENSUS, QUALITY, pooled.height
     )
