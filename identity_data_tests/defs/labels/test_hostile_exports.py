@@ -35,6 +35,11 @@ def test_a_type_error_quarantines_only_its_unit():
         {"data": {"capture_id": "cap-4"}, "annotations": [_ann(4, [PROBE, *GOOD])]},
         {"data": {"capture_id": PROBE}, "annotations": [_ann(5, GOOD)]},
         {
+            "data": {"capture_id": "cap-7"},
+            "annotations": [{**_ann(7, GOOD), "completed_by": PROBE}],
+        },
+        {"data": {"capture_id": "cap-8"}, "annotations": [_ann(PROBE, GOOD)]},
+        {
             "data": {"capture_id": "cap-6"},
             "annotations": [_ann(6, [{**GOOD[0], "from_name": PROBE}])],
         },
@@ -51,6 +56,8 @@ def test_a_type_error_quarantines_only_its_unit():
             "annotation_not_object",
             "result_item_not_object",
             "malformed_capture_id",
+            "malformed_annotator",
+            "malformed_annotation_id",
             "unknown_task",
         ]
     )
