@@ -19,8 +19,8 @@ WORKDIR /opt/dagster/app
 # Dependencies first, from the lock file only, so code changes reuse this cached layer. The lock is
 # complete; --no-deps keeps mtcnn-runtime's GUI opencv-python requirement out of the image, and
 # --require-hashes refuses any wheel whose sha256 differs from the lock's.
-COPY requirements.lock ./
-RUN pip install uv==0.13.8 \
+COPY requirements.lock deploy/uv-bootstrap.lock ./
+RUN pip install --no-deps --require-hashes -r uv-bootstrap.lock \
     && uv pip install --system --no-cache --no-deps --require-hashes -r requirements.lock
 
 # The project itself; pyproject.toml stays beside the code because load_from_defs_folder reads it.

@@ -9,7 +9,7 @@ export IDENTITY_DATA_HOME ?= $(CURDIR)/data
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet uv==0.13.8
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r deploy/uv-bootstrap.lock
 
 # Reinstall whenever the pinned dependency set changes. The lock is complete, so --no-deps: it also
 # keeps mtcnn-runtime's opencv-python requirement out (see [tool.uv] in pyproject.toml). Every

@@ -20,7 +20,11 @@ SOURCE_COLUMN = "source"
 
 
 def lake_input(
-    key: dg.AssetKey, columns: Sequence[str] | None = None, *, allow_missing: bool = False
+    key: dg.AssetKey,
+    columns: Sequence[str] | None = None,
+    *,
+    allow_missing: bool = False,
+    partition_mapping: dg.PartitionMapping | None = None,
 ) -> dg.AssetIn:
     """An input read from the lake: only `columns` if given; with `allow_missing`, the
     partitions that were materialized (a pooled input over a daily asset asks for every day)."""
@@ -29,4 +33,4 @@ def lake_input(
         metadata[COLUMNS] = list(columns)
     if allow_missing:
         metadata[ALLOW_MISSING_PARTITIONS] = True
-    return dg.AssetIn(key, metadata=metadata)
+    return dg.AssetIn(key, metadata=metadata, partition_mapping=partition_mapping)

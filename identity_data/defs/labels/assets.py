@@ -5,6 +5,7 @@ import polars as pl
 
 from identity_data.conditions import change_metadata, partition_digests, pooled, previous_digests
 from identity_data.contracts import lake_input
+from identity_data.defs.labels.captures import split_by_capture, unknown_by_export
 from identity_data.defs.labels.checks import consensus_check_specs, consensus_checks
 from identity_data.defs.labels.metadata import class_balance, label_metadata
 from identity_data.defs.labels.parse import (
@@ -18,6 +19,7 @@ from identity_data.defs.labels.schemas import (
     AnnotatorQuality,
     LabelQuarantine,
     ParsedAnnotations,
+    UnmatchedAnnotations,
     WarehouseLabel,
 )
 from identity_data.defs.labels.sensors import export_file, version_tag
@@ -51,6 +53,16 @@ LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
             kinds={"polars", "parquet"},
         ),
     },
+    # Every partition of every manifest: an export partition counts the ids none of them holds.
+    ins={
+        s.name: lake_input(
+            s.key("raw", "captures"),
+            CAPTURE_COLUMNS,
+            allow_missing=True,
+            partition_mapping=dg.AllPartitionMapping(),
+        )
+        for s in SOURCES
+    },
     partitions_def=label_exports,
     check_specs=[
         schema_check_spec(EXPORT_ANNOTATIONS, ParsedAnnotations),
@@ -58,7 +70,9 @@ LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
     ],
     can_subset=False,
 )
-def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
+def label_export(
+    context: dg.AssetExecutionContext, deployment: Deployment, **manifests: pl.DataFrame
+):
     """Parse one Label Studio JSON or flat CSV export, streaming."""
     key, version = export_file(context.partition_key)
     current = next((o for o in deployment.lake.list(key) if o.key == key), None)
@@ -77,12 +91,15 @@ def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
     tombstones, secret = load_tombstones(deployment.lake), deployment.settings.pseudonym_key
     annotations, erased = drop_tombstoned_captures(annotations, tombstones, secret)
     quarantine, erased_quarantine = drop_tombstoned_captures(quarantine, tombstones, secret)
+    _, unknown = split_by_capture(annotations, known_captures(manifests.values())["capture_id"])
     yield dg.Output(
         annotations,
         output_name="annotations",
         metadata={
             "dagster/row_count": annotations.height,
             "tombstoned_rows": erased + erased_quarantine,
+            # Kept: consensus quarantines them unless their captures are extracted by then.
+            "unknown_capture_rows": unknown.height,
             **class_balance(annotations),
         },
     )
@@ -126,7 +143,7 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
     check_specs=[
         schema_check_spec(CONSENSUS, WarehouseLabel),
         schema_check_spec(QUALITY, AnnotatorQuality),
-        schema_check_spec(UNMATCHED, ParsedAnnotations),
+        schema_check_spec(UNMATCHED, UnmatchedAnnotations),
         *consensus_check_specs(CONSENSUS, QUALITY),
     ],
     can_subset=False,
@@ -165,11 +182,13 @@ def consensus(
         metadata={"dagster/row_count": quality.height},
     )
     yield dg.Output(
-        unmatched, output_name="unmatched", metadata={"dagster/row_count": unmatched.height}
+        unmatched,
+        output_name="unmatched",
+        metadata={"dagster/row_count": unmatched.height, "by_export": unknown_by_export(unmatched)},
     )
     yield schema_check(labels, WarehouseLabel, CONSENSUS)
     yield schema_check(quality, AnnotatorQuality, QUALITY)
-    yield schema_check(unmatched, ParsedAnnotations, UNMATCHED)
+    yield schema_check(unmatched, UnmatchedAnnotations, UNMATCHED)
     yield from consensus_checks(
         matched, unmatched, labels, captures, CONSENSUS, QUALITY, result.pooled_rows
     )

@@ -28,10 +28,13 @@ MAX_TASK_BYTES = 8 << 20
 MAX_LINE_BYTES = 1 << 20
 
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
-# +1 opens a level, -1 closes one, 2 is a separator (`,` or `:`); white space and token bytes 0.
-_CLASS = np.zeros(256, dtype=np.int8)
-for _byte, _code in ((b"[", 1), (b"{", 1), (b"]", -1), (b"}", -1), (b",", 2), (b":", 2)):
-    _CLASS[_byte[0]] = _code
+# `[` 0x5B and `{` 0x7B differ only in bit 0x20, as do `]` 0x5D and `}` 0x7D: one OR finds both.
+_OPEN, _CLOSE, _CASE_BIT = ord("{"), ord("}"), 0x20
+_SEPARATORS = (b"[", b"]", b"{", b"}", b",", b":")
+# Bytes checked per step. No limit is smaller, so a token or task can only break its limit
+# across steps: within one step only the first and last boundary and the first task end count.
+_STEP = 1 << 16
+assert min(MAX_TOKEN_BYTES, MAX_TASK_BYTES) >= _STEP
 
 
 class ExportLimitError(ValueError):
@@ -39,7 +42,12 @@ class ExportLimitError(ValueError):
 
 
 class JsonGuard:
-    """Checks each chunk of a JSON document in order; state carries across chunks."""
+    """Checks each chunk of a JSON document in order; state carries across chunks.
+
+    Per step of at most _STEP bytes, vectorised work touches only quotes and brackets: string
+    state at each bracket from the quotes before it, depth from a running sum over brackets
+    outside strings; token boundaries come from `bytes.find` (see _STEP).
+    """
 
     def __init__(self, source_file: str) -> None:
         self.source_file = source_file
@@ -57,51 +65,66 @@ class JsonGuard:
         )
 
     def check(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        arr = np.frombuffer(chunk, dtype=np.uint8)
-        chunk_end = self.offset + arr.size
-        quotes = self._unescaped_quotes(arr)
-        classes = _CLASS[arr]
-        structural = np.flatnonzero(classes)
-        # Structural bytes count only outside strings: after an even number of quote toggles.
-        toggles = np.searchsorted(quotes, structural) + int(self.in_string)
-        structural = structural[toggles % 2 == 0]
-        deltas = classes[structural].astype(np.int64)
-        deltas[deltas == 2] = 0
+        for start in range(0, len(chunk), _STEP):
+            self._check_step(chunk[start : start + _STEP])
+
+    def _check_step(self, step: bytes) -> None:
+        arr = np.frombuffer(step, dtype=np.uint8)
+        step_end = self.offset + arr.size
+        starts_in_string = self.in_string
+        quotes = self._unescaped_quotes(arr, has_backslash=b"\\" in step)
+        folded = arr | _CASE_BIT
+        brackets = np.flatnonzero((folded == _OPEN) | (folded == _CLOSE))
+        # A bracket is outside strings after an even number of quote toggles.
+        outside = (np.searchsorted(quotes, brackets) + int(starts_in_string)) % 2 == 0
+        brackets = brackets[outside]
+        deltas = np.where(folded[brackets] == _OPEN, 1, -1)
         depth_after = self.depth + np.cumsum(deltas)
         if depth_after.size and int(depth_after.max()) > MAX_DEPTH:
-            at = int(structural[int(np.argmax(depth_after > MAX_DEPTH))])
+            at = int(brackets[int(np.argmax(depth_after > MAX_DEPTH))])
             self._fail("nesting depth", MAX_DEPTH, "levels", self.offset + at)
-
-        marks = np.zeros(arr.size, dtype=bool)
-        marks[quotes] = True
-        marks[structural] = True
-        boundaries = np.flatnonzero(marks) + self.offset
-        gaps = np.diff(boundaries, prepend=self.last_boundary, append=chunk_end)
-        if int(gaps.max()) > MAX_TOKEN_BYTES:
-            at = int(np.concatenate(([self.last_boundary], boundaries))[int(np.argmax(gaps))])
-            self._fail("one string or token", MAX_TOKEN_BYTES, "bytes", at)
-        if boundaries.size:
-            self.last_boundary = int(boundaries[-1])
-
-        self._check_tasks(structural + self.offset, deltas, depth_after, chunk_end)
+        self.in_string = bool((quotes.size + int(starts_in_string)) % 2)
+        self._check_tokens(step, quotes, starts_in_string, step_end)
+        self._check_tasks(brackets + self.offset, deltas, depth_after, step_end)
         if depth_after.size:
             self.depth = int(depth_after[-1])
-        self.in_string = bool((quotes.size + int(self.in_string)) % 2)
-        self.offset = chunk_end
+        self.offset = step_end
 
-    def _unescaped_quotes(self, arr: np.ndarray) -> np.ndarray:
+    def _check_tokens(
+        self, step: bytes, quotes: np.ndarray, starts_in_string: bool, step_end: int
+    ) -> None:
+        """Bound the bytes between boundaries (unescaped quotes, separators outside strings).
+
+        Separators before the step's first quote are outside strings unless one was open; after
+        its last quote, unless that quote opened one. Between them gaps are within the step.
+        """
+        found = [i for i in (step.find(s) for s in _SEPARATORS) if i >= 0]
+        first_sep = min(found, default=None) if not starts_in_string else None
+        if first_sep is not None and quotes.size and quotes[0] < first_sep:
+            first_sep = None
+        last_sep = max(step.rfind(s) for s in _SEPARATORS) if not self.in_string else -1
+        candidates = [int(quotes[0])] if quotes.size else []
+        if first_sep is not None:
+            candidates.append(first_sep)
+        if not candidates:
+            if step_end - self.last_boundary > MAX_TOKEN_BYTES:
+                self._fail("one string or token", MAX_TOKEN_BYTES, "bytes", self.last_boundary)
+            return
+        if self.offset + min(candidates) - self.last_boundary > MAX_TOKEN_BYTES:
+            self._fail("one string or token", MAX_TOKEN_BYTES, "bytes", self.last_boundary)
+        last = max(int(quotes[-1]) if quotes.size else -1, last_sep)
+        self.last_boundary = self.offset + last
+
+    def _unescaped_quotes(self, arr: np.ndarray, has_backslash: bool) -> np.ndarray:
         """Positions of quotes not escaped, i.e. preceded by an even run of backslashes."""
         quotes = np.flatnonzero(arr == _QUOTE)
         carried = self.trailing_backslashes
-        backslashes = arr == _BACKSLASH
-        if not backslashes.any():
+        if not has_backslash:
             self.trailing_backslashes = 0
             # Only a quote right at the start can be escaped, by the previous chunk's backslashes.
             escaped_first = carried % 2 == 1 and quotes.size > 0 and quotes[0] == 0
             return quotes[1:] if escaped_first else quotes
-        others = ~backslashes
+        others = arr != _BACKSLASH
         last_other = np.maximum.accumulate(np.where(others, np.arange(arr.size), -1))
         self.trailing_backslashes = (
             arr.size - 1 - int(last_other[-1]) if last_other[-1] >= 0 else carried + arr.size
@@ -113,20 +136,23 @@ class JsonGuard:
         return quotes[run % 2 == 0]
 
     def _check_tasks(
-        self, positions: np.ndarray, deltas: np.ndarray, after: np.ndarray, chunk_end: int
+        self, positions: np.ndarray, deltas: np.ndarray, after: np.ndarray, step_end: int
     ) -> None:
-        """A task is a value at depth 2 (inside the top-level list): bound its bytes."""
-        starts = positions[(deltas == 1) & (after == 2)]
+        """A task is a value at depth 2 (inside the top-level list): bound its bytes.
+
+        A task opened and closed within one step is shorter than the limit; only the task open
+        when the step began, and the one still open at its end, can break it.
+        """
         ends = positions[(deltas == -1) & (after == 1)]
+        starts = positions[(deltas == 1) & (after == 2)]
         if self.task_start is not None:
-            starts = np.concatenate(([self.task_start], starts))
-        # Starts and ends alternate; the last start may still be open at the chunk's end.
-        closed = min(ends.size, starts.size)
-        spans = np.concatenate((ends[:closed], np.full(starts.size - closed, chunk_end))) - starts
-        if spans.size and int(spans.max()) > MAX_TASK_BYTES:
-            at = int(starts[int(np.argmax(spans > MAX_TASK_BYTES))])
-            self._fail("one task", MAX_TASK_BYTES, "bytes", at)
-        self.task_start = int(starts[-1]) if starts.size > closed else None
+            end = int(ends[0]) if ends.size else step_end
+            if end - self.task_start > MAX_TASK_BYTES:
+                self._fail("one task", MAX_TASK_BYTES, "bytes", self.task_start)
+        if starts.size and (not ends.size or starts[-1] > ends[-1]):
+            self.task_start = int(starts[-1])
+        elif ends.size:
+            self.task_start = None
 
 
 class _LineLimited(io.RawIOBase):

@@ -358,7 +358,10 @@ def _validate(
         (pl.col("capture_id").is_null(), pl.lit("missing_field:capture_id")),
         (~pl.col("capture_id").str.contains(ID_PATTERN), pl.lit("malformed_capture_id")),
         (pl.col("annotation_id").is_null(), pl.lit("missing_field:annotation_id")),
+        (~pl.col("annotation_id").str.contains(ID_PATTERN), pl.lit("malformed_annotation_id")),
         (pl.col("annotator").is_null(), pl.lit("missing_field:annotator")),
+        # An annotator given by e-mail or name instead of an id is personal data: not copied.
+        (~pl.col("annotator").str.contains(ID_PATTERN), pl.lit("malformed_annotator")),
         (
             ~pl.col("task").is_in(pl.Series(list(TAXONOMY)).implode()).fill_null(False),
             pl.lit("unknown_task"),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from identity_data.defs.labels import consensus as cs
+from identity_data.defs.labels.captures import split_by_capture
 from identity_data.defs.labels.parse import drop_superseded, pool_latest
 from identity_data.defs.labels.schemas import ParsedAnnotations, WarehouseLabel
 from identity_data.defs.raw.schemas import CaptureManifest
@@ -45,9 +46,7 @@ def assemble_consensus(
         annotations if annotations.width else empty_frame(ParsedAnnotations), list(exports)
     )
     pooled = pool_latest(current)
-    ids = captures.select("capture_id")
-    matched = pooled.join(ids, on="capture_id", how="semi")
-    unmatched = pooled.join(ids, on="capture_id", how="anti")
+    matched, unmatched = split_by_capture(pooled, captures["capture_id"])
     labels, quality = cs.dawid_skene(matched)
     latest_export = matched.group_by("capture_id", "task").agg(
         export_id=pl.col("export_id").sort_by("created_at").last()

@@ -36,6 +36,12 @@ class ParsedAnnotations(pa.DataFrameModel):
         strict = True
 
 
+class UnmatchedAnnotations(ParsedAnnotations):
+    """Pooled annotations for captures that no raw manifest holds, with the reason."""
+
+    reason: str
+
+
 class LabelQuarantine(pa.DataFrameModel):
     """Rows of an export that were not used, each with the reason."""
 

@@ -56,6 +56,7 @@ def production_records(engine: sa.Engine, day: date) -> Iterator[pl.DataFrame]:
         .where(c.captured_at >= start, c.captured_at < start + timedelta(days=1))
         .order_by(c.capture_id)
     )
+    seen = 0
     with engine.connect().execution_options(stream_results=True) as con:
         result = con.execute(query)
         while rows := result.fetchmany(BATCH_ROWS):
@@ -71,11 +72,26 @@ def production_records(engine: sa.Engine, day: date) -> Iterator[pl.DataFrame]:
                 ],
                 orient="row",
             )
-            yield frame.with_columns(
-                record=pl.lit("captures:") + pl.col("capture_id"),
-                captured_at=_as_utc(pl.col("captured_at")),
-                source_label=pl.lit(None, pl.String),
-            ).select(list(RECORD_SCHEMA))
+            yield (
+                frame.with_row_index("row", offset=seen + 1)
+                .with_columns(
+                    record=_db_record(day, pl.col("capture_id"), pl.col("row")),
+                    captured_at=_as_utc(pl.col("captured_at")),
+                    source_label=pl.lit(None, pl.String),
+                )
+                .select(list(RECORD_SCHEMA))
+            )
+            seen += len(rows)
+
+
+def _db_record(day: date, capture_id: pl.Expr, row: pl.Expr) -> pl.Expr:
+    """`captures:<id>`; an id outside the grammar may be free text (a name, an e-mail), so that
+    record is named by its day and position in the day's query (ordered by capture_id)."""
+    return (
+        pl.when(capture_id.str.contains(CAPTURE_ID))
+        .then(pl.lit("captures:") + capture_id)
+        .otherwise(pl.lit(f"captures:{day.isoformat()} row ") + row.cast(pl.String))
+    )
 
 
 def _as_utc(expr: pl.Expr) -> pl.Expr:

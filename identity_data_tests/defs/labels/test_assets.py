@@ -48,8 +48,29 @@ def parse_every_export(instance, pipeline) -> set[str]:
     return partitions
 
 
+def partition_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(dg.AssetKey.from_user_string(asset), asset_partitions=[partition]),
+        limit=1,
+    ).records
+    return records[0].asset_materialization.metadata
+
+
+def _task(capture_id: str, ann_id: int) -> dict:
+    result = [{"from_name": "attack_type", "type": "choices", "value": {"choices": ["print"]}}]
+    annotation = {"id": ann_id, "completed_by": 1, "created_at": "2026-11-28T10:00:00Z"}
+    return {"data": {"capture_id": capture_id}, "annotations": [annotation | {"result": result}]}
+
+
 def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline):
+    # One well-formed id no source holds, one that is not an id at all.
+    stray = [_task("cap-never-extracted", 1), _task("Jane Doe <jane@example.org>", 2)]
+    (sample_home / "lake/label-exports/stray.json").write_text(json.dumps(stray))
     parse_every_export(instance, pipeline)
+    (stray_export,) = [p for p in instance.get_dynamic_partitions("label_exports") if "stray" in p]
+    meta = {key: partition_metadata(instance, key, stray_export) for key in EXPORT}
+    assert meta["labels/export_annotations"]["unknown_capture_rows"].value == 1
+    assert meta["labels/export_quarantine"]["by_reason"].value == {"malformed_capture_id": 1}
     result = pipeline(
         instance,
         "labels/consensus_labels",
@@ -71,6 +92,15 @@ def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline)
     assert set(labels["capture_id"]) <= known
     assert not set(unmatched["capture_id"]) & known
     assert set(pooled["capture_id"]) - known <= set(unmatched["capture_id"])
+    assert set(unmatched["reason"]) == {"unknown_capture"}
+    (materialization,) = [
+        m
+        for m in result.asset_materializations_for_node("consensus")
+        if m.asset_key == dg.AssetKey(["labels", "unmatched_annotations"])
+    ]
+    by_export = materialization.metadata["by_export"].value
+    assert by_export[stray_export] == 1
+    assert sum(by_export.values()) == unmatched.height
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["row_accounting"] and checks["labels_in_taxonomy"]
 

@@ -35,6 +35,11 @@ def test_a_type_error_quarantines_only_its_unit():
         {"data": {"capture_id": "cap-4"}, "annotations": [_ann(4, [PROBE, *GOOD])]},
         {"data": {"capture_id": PROBE}, "annotations": [_ann(5, GOOD)]},
         {
+            "data": {"capture_id": "cap-7"},
+            "annotations": [{**_ann(7, GOOD), "completed_by": PROBE}],
+        },
+        {"data": {"capture_id": "cap-8"}, "annotations": [_ann(PROBE, GOOD)]},
+        {
             "data": {"capture_id": "cap-6"},
             "annotations": [_ann(6, [{**GOOD[0], "from_name": PROBE}])],
         },
@@ -51,6 +56,8 @@ def test_a_type_error_quarantines_only_its_unit():
             "annotation_not_object",
             "result_item_not_object",
             "malformed_capture_id",
+            "malformed_annotator",
+            "malformed_annotation_id",
             "unknown_task",
         ]
     )
@@ -96,6 +103,43 @@ def test_guard_tracks_strings_and_escapes_across_chunks():
         assert (guard.depth, guard.in_string) == (0, False)
     with pytest.raises(ValueError, match="nesting depth"):
         JsonGuard("f.json").check(json.dumps([value]).encode())
+
+
+def _padded_task(size: int) -> bytes:
+    """`[{"a": ["x", ...   ]}]` whose task (from `{` to `}`) is exactly `size` bytes."""
+    items = b'"x",' * ((size - 13) // 4) + b'"x"'
+    return b'[{"a": [' + items + b" " * (size - 9 - len(items)) + b"]}]"
+
+
+LIMIT_EDGES = {
+    "string-at-limit": (b'["' + b"x" * (MAX_TOKEN_BYTES - 1) + b'"]', None),
+    "string-over-limit": (b'["' + b"x" * MAX_TOKEN_BYTES + b'"]', "one string or token"),
+    "escaped-string-over-limit": (
+        b'["' + b'\\"' * (MAX_TOKEN_BYTES // 2) + b'"]',
+        "one string or token",
+    ),
+    "number-at-limit": (b"[" + b"1" * (MAX_TOKEN_BYTES - 1) + b"]", None),
+    "number-over-limit": (b"[" + b"1" * MAX_TOKEN_BYTES + b"]", "one string or token"),
+    "task-at-limit": (_padded_task(MAX_TASK_BYTES + 1), None),
+    "task-over-limit": (_padded_task(MAX_TASK_BYTES + 2), "one task"),
+    "depth-at-limit": (b"[" * MAX_DEPTH + b"]" * MAX_DEPTH, None),
+    "depth-over-limit": (b'["[", ' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"]", "nesting depth"),
+}
+
+
+@pytest.mark.parametrize("chunk", [4096, 65536, 100_003, 3 << 20])
+@pytest.mark.parametrize("name", list(LIMIT_EDGES))
+def test_guard_limits_are_exact_whatever_the_chunking(name, chunk):
+    doc, limit = LIMIT_EDGES[name]
+    guard = JsonGuard("f.json")
+    if limit is None:
+        for start in range(0, len(doc), chunk):
+            guard.check(doc[start : start + chunk])
+        assert (guard.depth, guard.in_string, guard.offset) == (0, False, len(doc))
+        return
+    with pytest.raises(ValueError, match=f"^f.json: {limit} exceeds"):
+        for start in range(0, len(doc), chunk):
+            guard.check(doc[start : start + chunk])
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,11 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 from polars.testing import assert_frame_equal
 
+from identity_data import capture_db
 from identity_data.defs.raw import extract
 from identity_data.defs.raw.extract import RECORD_SCHEMA, ManifestError, ingest, manifest_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
@@ -256,3 +258,51 @@ def test_unreadable_manifest_fails_without_quoting_it(stores):
             manifest_records(src, folder)
         assert probe.decode() not in str(err.value)
         assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_a_db_row_with_a_free_text_capture_id_is_named_by_position(tmp_path, stores):
+    src, lake = stores
+    src.put_if_absent("b/a.jpg", jpeg(10))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    capture_db.metadata.create_all(engine)
+    at = datetime(2026, 11, 28, 10, tzinfo=UTC)
+    with engine.begin() as con:
+        con.execute(
+            capture_db.subjects.insert(),
+            [
+                dict(
+                    subject_id="s",
+                    customer_ref="c",
+                    full_name="n",
+                    document_number="d",
+                    created_at=at,
+                )
+            ],
+        )
+        con.execute(
+            capture_db.sessions.insert(),
+            [dict(session_id="x", subject_id="s", device="phone", started_at=at)],
+        )
+        con.execute(
+            capture_db.captures.insert(),
+            [
+                dict(
+                    capture_id=cid,
+                    session_id="x",
+                    subject_ref="alice@example.com",
+                    capture_type="selfie",
+                    device="phone",
+                    captured_at=at,
+                    blob_path="b/a.jpg",
+                )
+                for cid in ("cap-1", "Jane Doe <jane.doe@example.org>")
+            ],
+        )
+    (recs,) = extract.production_records(engine, at.date())
+    manifest, quarantine = ingest(recs, src.read, lake, KEY, "production", "2026-11-28")
+    assert manifest["capture_id"].to_list() == ["cap-1"]
+    # Ordered by capture_id, the free-text id is the day's first row.
+    assert quarantine.select("record", "capture_id", "field").rows() == [
+        ("captures:2026-11-28 row 1", None, "capture_id")
+    ]
+    assert "jane" not in quarantine.write_csv().lower()
