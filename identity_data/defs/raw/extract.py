@@ -47,7 +47,9 @@ class ManifestError(ValueError):
 
 
 def production_records(engine: sa.Engine, day: date) -> Iterator[pl.DataFrame]:
-    """The day's captures, one bound-parameter query, streamed in bounded batches."""
+    """The day's captures, one bound-parameter query, streamed in bounded batches sorted by
+    capture id (so a duplicate id is never split from its first occurrence by more than a batch
+    boundary, see `_record_faults`)."""
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     c = capture_db.captures.c
     query = (
@@ -111,8 +113,12 @@ def manifest_records(store: BlobStore, folder: str) -> pl.DataFrame:
     )
 
 
-def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
-    """One row per record whose fields are unusable: (record, field, reason)."""
+def _record_faults(records: pl.DataFrame, preceding_id: str | None = None) -> pl.DataFrame:
+    """One row per record whose fields are unusable: (_row, record, field, reason).
+
+    `records` carries a `_row` index. A capture id is a duplicate when it occurred earlier in
+    the frame or equals `preceding_id`, the last id of the batch before: batches come sorted by
+    capture id, so that one id is all the memory a whole day's duplicate detection needs."""
     raw_ts = pl.col("raw_captured_at") if "raw_captured_at" in records.columns else pl.lit(None)
     rules = [
         ("capture_id", pl.col("capture_id").is_null() | (pl.col("capture_id") == ""), "missing"),
@@ -139,15 +145,22 @@ def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
         ("blob_key", pl.col("_path_fault").is_not_null(), pl.col("_path_fault")),
         (
             "capture_id",
-            pl.col("capture_id").is_duplicated() & (pl.int_range(pl.len()).over("capture_id") > 0),
+            (pl.col("capture_id").is_duplicated() & (pl.int_range(pl.len()).over("capture_id") > 0))
+            | (pl.col("capture_id") == pl.lit(preceding_id, pl.String)).fill_null(False),
             "duplicate capture_id in this partition",
         ),
     ]
+    # Checked once per distinct key: a day of a million rows names a few hundred blobs.
+    keys = records["blob_key"].drop_nulls().unique()
+    key_faults = pl.Series([key_fault(k) for k in keys], dtype=pl.String)
     records = records.with_columns(
-        _path_fault=pl.col("blob_key").map_elements(key_fault, return_dtype=pl.String)
+        _path_fault=pl.col("blob_key").replace_strict(
+            keys, key_faults, default=None, return_dtype=pl.String
+        )
     )
     faults = [
         records.filter(cond).select(
+            "_row",
             "record",
             # A malformed capture id is not copied: it may be free text.
             capture_id=pl.when(pl.col("capture_id").str.contains(CAPTURE_ID))
@@ -159,7 +172,7 @@ def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
         for field, cond, reason in rules
     ]
     # One quarantine row per record: its first fault.
-    return pl.concat(faults).unique("record", keep="first", maintain_order=True)
+    return pl.concat(faults).unique("_row", keep="first", maintain_order=True)
 
 
 BLOB_SCHEMA = {
@@ -186,6 +199,31 @@ DECODE_VERSION = f"decode-1-pillow{PIL.__version__}"
 BLOB_CHUNK = 64
 
 
+class StoredBlobs:
+    """Source key -> its BLOB_SCHEMA row, for the batches of one partition from one store.
+
+    The batches of a day share their blobs: each is read, hashed, stored and decoded once per
+    run, not once per batch. Bounded by `limit` keys (the oldest are forgotten: reading one
+    again is slower, never different)."""
+
+    def __init__(self, read_blob: Callable[[str], bytes], lake: BlobStore, limit: int) -> None:
+        self.read_blob, self.lake, self.limit = read_blob, lake, limit
+        self._rows: dict[str, tuple] = {}
+
+    def rows(self, source_keys: list[str]) -> pl.DataFrame:
+        todo = [k for k in source_keys if k not in self._rows]
+        for row in store_blobs(todo, self.read_blob, self.lake).iter_rows():
+            self._rows[row[0]] = row
+        wanted = [self._rows[k] for k in source_keys]
+        for old in list(self._rows)[: max(0, len(self._rows) - self.limit)]:
+            del self._rows[old]
+        return pl.DataFrame(wanted, schema=BLOB_SCHEMA, orient="row")
+
+
+# Distinct source keys remembered across a partition's batches (~300 bytes each).
+STORED_BLOBS_LIMIT = 200_000
+
+
 def ingest(
     records: pl.DataFrame,
     read_blob: Callable[[str], bytes],
@@ -193,14 +231,20 @@ def ingest(
     key: bytes,
     source: str,
     partition: str,
+    *,
+    stored: StoredBlobs | None = None,
+    preceding_id: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Copy blobs into the raw zone; build (manifest, quarantine), rows in = out + quarantined.
 
-    Each distinct source blob is read, hashed and stored once however many records share it,
-    and decoded once per content across the lake (the decode cache)."""
-    faults = _record_faults(records)
-    valid = records.join(faults.select("record"), on="record", how="anti")
-    blobs = store_blobs(valid["blob_key"].unique().sort().to_list(), read_blob, lake)
+    Each distinct source blob is read, hashed and stored once however many records share it
+    (once per run with a shared `stored`), and decoded once per content across the lake (the
+    decode cache). `preceding_id`: see `_record_faults`."""
+    records = records.with_row_index("_row")
+    faults = _record_faults(records, preceding_id)
+    valid = records.join(faults.select("_row"), on="_row", how="anti")
+    stored = stored or StoredBlobs(read_blob, lake, STORED_BLOBS_LIMIT)
+    blobs = stored.rows(valid["blob_key"].unique().sort().to_list())
     valid = valid.join(
         blobs, left_on="blob_key", right_on="source_key", how="left", maintain_order="left"
     )
@@ -214,7 +258,7 @@ def ingest(
     )
     quarantine = pl.concat(
         [
-            faults.with_columns(
+            faults.drop("_row").with_columns(
                 blob_uri=pl.lit(None, pl.String), decode_status=pl.lit(None, pl.String)
             ),
             blob_faults,
