@@ -39,7 +39,9 @@ RECORD_SCHEMA = {
     "source_label": pl.String,
 }
 MANIFEST_COLUMNS = ("capture_id", "subject_ref", "capture_type", "device", "captured_at", "file")
-BATCH_ROWS = 20_000
+# Rows a batch holds: memory is a few times this, whatever the day; per-batch costs (a
+# validation, a spill file) are amortised over it.
+BATCH_ROWS = 100_000
 
 
 class ManifestError(ValueError):
