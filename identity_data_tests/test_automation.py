@@ -76,7 +76,8 @@ def test_automation_tick_by_tick(sample_home, instance):
     assert reparsed.startswith(f"{LATE}@") and reparsed != parsed
 
     # A backfill of an older day pulls its own downstream partitions, and the pooled assets.
-    path.backfill(demo.PRODUCTION_RAW, SAMPLE_DAYS[:1])
+    (daily,) = demo.DAILY_SOURCES
+    path.backfill(daily, SAMPLE_DAYS[:1])
     launched(instance, seen)
     assert path.tick(sensors[AUTOMATION_SENSOR]) >= 1
     requested = launched(instance, seen)
