@@ -14,8 +14,11 @@ $(BIN)/uv:
 # Reinstall whenever the pinned dependency set changes. The lock is complete, so --no-deps: it also
 # keeps mtcnn-runtime's opencv-python requirement out (see [tool.uv] in pyproject.toml). Every
 # wheel is checked against the lock's sha256 hashes (`uv pip compile --generate-hashes`).
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set every
+# process would compile dagster, pandas and the rest from source again (~7 CPU-s a process).
 $(VENV)/.installed: pyproject.toml requirements-dev.lock | $(BIN)/uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --require-hashes -r requirements-dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --require-hashes \
+		--compile-bytecode -r requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 

@@ -13,7 +13,10 @@ time and peak RSS summed over the tree (sampled from /proc every 0.2 s). Rows:
 - the whole production chain (raw, annotations, warehouse) over an empty day vs one import of
   the definitions;
 - a backfill of D days as one run (single-run policy) vs D runs of one day;
-- the chain's first run over a day vs a re-run with nothing changed;
+- the chain's first run over a day vs a re-run with nothing changed (also both less the
+  empty day's chain: what a re-run still does beyond the fixed cost of a run);
+- with `--huge N`, raw extraction of a day of N rows (e.g. 10M) against the project at the
+  largest size: CPU should grow with the rows, peak memory should not;
 - annotation images/s on 1 and 2 workers vs the bare detector loop (benchmarks/annotations.py).
 
 Days with many rows are made from one generated sample (`python -m identity_data.sample
@@ -60,6 +63,12 @@ class Measure:
     def __add__(self, other: Measure) -> Measure:
         return Measure(
             self.cpu + other.cpu, self.wall + other.wall, max(self.peak_mib, other.peak_mib)
+        )
+
+    def above(self, base: Measure) -> Measure:
+        """The work beyond `base` (a run's fixed cost): CPU and wall minus base's, same peak."""
+        return Measure(
+            max(self.cpu - base.cpu, 0.0), max(self.wall - base.wall, 0.0), self.peak_mib
         )
 
 
@@ -265,6 +274,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", default="10000,100000,1000000", help="rows per day, comma-separated")
     p.add_argument("--images", type=int, default=300, help="images for the annotation rows")
     p.add_argument("--backfill-days", type=int, default=30)
+    p.add_argument(
+        "--huge",
+        type=int,
+        default=0,
+        help="also extract one day of this many rows (e.g. 10000000), project only, against "
+        "the project at the largest --sizes: memory must stay bounded by the batch size",
+    )
     p.add_argument("--work", type=Path, default=Path("/tmp/identity_data_bench"))
     p.add_argument("--out", default="pipeline", help="name of the table and chart files")
     args = p.parse_args(argv)
@@ -323,6 +339,30 @@ def main(argv: list[str] | None = None) -> None:
                     "<= 0.1x",
                 )
             )
+            # The same two runs less the empty day's chain: the work a re-run still does.
+            rows.append(
+                Row(
+                    "  the same, above the empty-day chain",
+                    again.above(empty),
+                    "first run, above the empty-day chain",
+                    first.above(empty),
+                    "-",
+                )
+            )
+    if args.huge:
+        n = bench.scale(DAY, args.huge)
+        print(f"day {DAY}: {n} rows")
+        bench.reset()
+        huge = bench.day(f"raw-{args.huge}", RAW, DAY)
+        rows.append(
+            Row(
+                f"raw extraction, {n:,} rows",
+                huge,
+                f"project, {sorted(sizes)[-1]:,} rows" if sizes else "-",
+                raw if sizes else Measure(0.0, 0.0, 0.0),
+                "peak bounded",
+            )
+        )
     bench.scale(DAY, 0)
 
     if args.images:

@@ -35,11 +35,25 @@ def table_metadata(frame: pl.DataFrame) -> dict[str, dg.MetadataValue]:
     }
 
 
-def partition_metadata(frame: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+def partition_metadata(frame: pl.DataFrame | pl.LazyFrame) -> dict[str, dg.MetadataValue]:
     """One partition's own row count, column schema and counts by type: in a multi-partition
-    run the output's totals would otherwise land on every partition."""
-    counts = {f"by_{c}": value_counts(frame[c]) for c in TYPE_COLUMNS if c in frame.columns}
-    return {**table_metadata(frame), **counts}
+    run the output's totals would otherwise land on every partition. A lazy frame is read
+    column by column, never collected whole."""
+    if isinstance(frame, pl.DataFrame):
+        counts = {f"by_{c}": value_counts(frame[c]) for c in TYPE_COLUMNS if c in frame.columns}
+        return {**table_metadata(frame), **counts}
+    schema = frame.collect_schema()
+    rows = frame.select(pl.len()).collect().item()
+    counts = {
+        f"by_{c}": value_counts(frame.select(c).collect()[c])
+        for c in TYPE_COLUMNS
+        if c in schema.names()
+    }
+    return {
+        ROW_COUNT: dg.MetadataValue.int(rows),
+        COLUMN_SCHEMA: dg.MetadataValue.table_schema(get_metadata_schema(frame)),
+        **counts,
+    }
 
 
 def add_partition_metadata(

@@ -35,31 +35,57 @@ def schema_check_spec(
     )
 
 
-def schema_check(
-    df: pl.DataFrame, model: type[pa.DataFrameModel], asset: dg.AssetKey | str
-) -> dg.AssetCheckResult:
-    """Validate every row lazily and report failure counts, never row values (they may be PII)."""
+def schema_failures(df: pl.DataFrame, model: type[pa.DataFrameModel]) -> pl.DataFrame:
+    """(column, check, len): how many rows fail each check of the model; empty if none does.
+    Counts only, never row values (they may be PII), so batches of one output add up."""
     try:
         model.validate(df, lazy=True)
     except pandera.errors.SchemaErrors as err:
         cases = err.failure_cases
+        if isinstance(cases, pl.DataFrame):
+            return cases.group_by(
+                pl.col("column").cast(pl.String), pl.col("check").cast(pl.String)
+            ).agg(len=pl.len().cast(pl.UInt32))
+        return pl.DataFrame(
+            {"column": ["-"], "check": ["-"], "len": [len(cases)]}, schema=FAILURE_SCHEMA
+        )
+    return pl.DataFrame(schema=FAILURE_SCHEMA)
+
+
+FAILURE_SCHEMA = {"column": pl.String, "check": pl.String, "len": pl.UInt32}
+
+
+def schema_result(
+    model: type[pa.DataFrameModel],
+    asset: dg.AssetKey | str,
+    rows: int,
+    failures: pl.DataFrame,
+) -> dg.AssetCheckResult:
+    """The schema check's result from `schema_failures` of every batch of the output."""
+    name = f"{model.__name__}_schema"
+    if failures.height:
         summary = (
-            cases.group_by("column", "check").len().sort("len", descending=True).head(10)
-            if isinstance(cases, pl.DataFrame)
-            else None
+            failures.group_by("column", "check")
+            .agg(pl.col("len").sum())
+            .sort("len", "column", "check", descending=[True, False, False])
+            .head(10)
         )
         return dg.AssetCheckResult(
-            check_name=f"{model.__name__}_schema",
+            check_name=name,
             asset_key=asset,
             passed=False,
             metadata={
-                "failure_cases": len(cases),
-                "failures_by_column": markdown_table(summary) if summary is not None else "-",
+                "failure_cases": int(failures["len"].sum()),
+                "failures_by_column": markdown_table(summary),
             },
         )
     return dg.AssetCheckResult(
-        check_name=f"{model.__name__}_schema",
-        asset_key=asset,
-        passed=True,
-        metadata={"rows": df.height},
+        check_name=name, asset_key=asset, passed=True, metadata={"rows": rows}
     )
+
+
+def schema_check(
+    df: pl.DataFrame, model: type[pa.DataFrameModel], asset: dg.AssetKey | str
+) -> dg.AssetCheckResult:
+    """Validate every row lazily and report failure counts, never row values (they may be PII)."""
+    return schema_result(model, asset, df.height, schema_failures(df, model))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -81,11 +82,24 @@ class LakeIOManager(PolarsParquetIOManager):
         return metadata
 
     def sink_df_to_path(self, context: dg.OutputContext, df: pl.LazyFrame, path: UPath) -> Any:
+        """Stream a lazy frame into one file without collecting it: locally under a temporary
+        name then renamed; to GCS through a local temporary file, uploaded as one object
+        (polars' native object-store client takes neither gcsfs credentials nor an emulator
+        endpoint)."""
         if _is_local(path):
-            return super().sink_df_to_path(context, df, path)
-        # polars' native object-store client takes neither gcsfs credentials nor an emulator
-        # endpoint; the parent's eager writer goes through the UPath's fsspec handle.
-        return self.write_df_to_path(context, df.collect(), path)
+            _sweep_stale_tmp(Path(str(path)).parent)
+            tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}.tmp")
+            try:
+                super().sink_df_to_path(context, df, tmp)
+                tmp.rename(path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return None
+        with tempfile.TemporaryDirectory(prefix="lake-") as folder:
+            local = Path(folder) / path.name
+            super().sink_df_to_path(context, df, UPath(str(local)))
+            path.fs.put_file(str(local), path.path)
+        return None
 
     def scan_df_from_path(
         self, path: UPath, context: dg.InputContext, partition_key: str | None = None
@@ -118,7 +132,14 @@ class LakeIOManager(PolarsParquetIOManager):
         self._claim(context, path)
         super().dump_to_path(context, obj, path)
 
-    def write_df_to_path(self, context: dg.OutputContext, df: pl.DataFrame, path: UPath) -> None:
+    def write_df_to_path(
+        self, context: dg.OutputContext, df: pl.DataFrame | pl.LazyFrame, path: UPath
+    ) -> None:
+        # dagster-polars routes by the output's annotation, not by the object: an un-annotated
+        # lazy output (the raw zone's spilled batches) lands here and is streamed, not collected.
+        if isinstance(df, pl.LazyFrame):
+            self.sink_df_to_path(context, df, path)
+            return
         if not _is_local(path):
             super().write_df_to_path(context, df, path)
             return
@@ -134,9 +155,11 @@ class LakeIOManager(PolarsParquetIOManager):
         if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
             super().handle_output(context, obj)
             return
-        frame = obj.collect() if isinstance(obj, pl.LazyFrame) else obj
+        # A lazy output (the raw zone's spilled batches) is split without collecting it.
+        frame = obj if isinstance(obj, pl.LazyFrame) else obj.lazy()
         paths = self._get_paths_for_partitions(context)
-        unknown = set(frame[PARTITION_COLUMN].unique().to_list()) - set(paths)
+        present = frame.select(pl.col(PARTITION_COLUMN).unique()).collect()[PARTITION_COLUMN]
+        unknown = set(present.to_list()) - set(paths)
         if unknown:
             raise ValueError(
                 f"{context.asset_key.to_user_string()}: rows for partitions outside this run: "
@@ -146,7 +169,7 @@ class LakeIOManager(PolarsParquetIOManager):
             self.make_directory(path.parent)
             self._claim(context, path)
             part = frame.filter(pl.col(PARTITION_COLUMN) == key)
-            self.write_df_to_path(context, part, path)
+            self.sink_df_to_path(context, part, path)
             add_partition_metadata(
                 context,
                 key,

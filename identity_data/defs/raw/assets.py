@@ -1,22 +1,30 @@
 """Raw-zone assets: one factory, applied to the three capture sources."""
 
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
+from identity_data.defs.raw.batches import Spill
 from identity_data.defs.raw.checks import undecodable_result, undecodable_spec
-from identity_data.defs.raw.extract import ingest, manifest_records, production_records
+from identity_data.defs.raw.extract import (
+    STORED_BLOBS_LIMIT,
+    StoredBlobs,
+    ingest,
+    manifest_records,
+    production_records,
+)
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.fanout import backfill_policy
-from identity_data.metadata import value_counts
 from identity_data.safety import check_partition_key
 from identity_data.sources import SOURCES, CaptureSource
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.deployment import Deployment
 from identity_data.tombstones import drop_tombstoned, load_tombstones
-from identity_data.validation import empty_frame, schema_check, schema_check_spec
+from identity_data.validation import schema_check_spec, schema_result
 
 Reader = Callable[[Deployment, CaptureSource, str], Iterator[tuple[pl.DataFrame, BlobStore]]]
 
@@ -77,53 +85,69 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, deployment: Deployment):
         """Copy the partition's blobs into the raw zone and write its manifest."""
         key = deployment.settings.pseudonym_key
-        manifests, quarantines, rows_in, tombstoned = [], [], 0, 0
+        rows_in, tombstoned = 0, 0
         tombstones = load_tombstones(deployment.lake)
-        for partition in context.partition_keys:
-            # The UI accepts any key; a campaign's key becomes a folder path.
-            check_partition_key(partition, f"{source.name} partition")
-            for records, store in EXTRACTORS[source.extractor](deployment, source, partition):
-                rows_in += records.height
-                records, dropped = drop_tombstoned(records, tombstones, key)
-                tombstoned += dropped
-                manifest, bad = ingest(
-                    records, store.read, deployment.lake, key, source.name, partition
-                )
-                manifests.append(manifest)
-                quarantines.append(bad)
-        manifest = pl.concat([empty_frame(CaptureManifest), *manifests])
-        bad = pl.concat([empty_frame(RawQuarantine), *quarantines])
-        yield dg.Output(
-            manifest,
-            output_name="captures",
-            metadata={
-                "dagster/row_count": manifest.height,
-                "by_capture_type": value_counts(manifest["capture_type"]),
-                "tombstoned_rows": tombstoned,
-            },
-        )
-        yield dg.Output(
-            bad,
-            output_name="quarantine",
-            metadata={
-                "dagster/row_count": bad.height,
-                "by_field": value_counts(bad["field"]),
-            },
-        )
-        yield schema_check(manifest, CaptureManifest, captures)
-        yield schema_check(bad, RawQuarantine, quarantine)
+        # Batches are spilled to local files as they come, so memory holds one batch whatever
+        # the day's size; the outputs stream from there into the lake.
+        with tempfile.TemporaryDirectory(prefix="raw-") as tmp:
+            manifests = Spill(Path(tmp), "captures", CaptureManifest, ("capture_type",))
+            quarantines = Spill(Path(tmp), "quarantine", RawQuarantine, ("field", "decode_status"))
+            for partition in context.partition_keys:
+                # The UI accepts any key; a campaign's key becomes a folder path.
+                check_partition_key(partition, f"{source.name} partition")
+                stored, preceding = None, None
+                for records, store in EXTRACTORS[source.extractor](deployment, source, partition):
+                    rows_in += records.height
+                    stored = stored or StoredBlobs(store.read, deployment.lake, STORED_BLOBS_LIMIT)
+                    last = records["capture_id"].drop_nulls().tail(1).to_list()
+                    records, dropped = drop_tombstoned(records, tombstones, key)
+                    tombstoned += dropped
+                    manifest, bad = ingest(
+                        records,
+                        store.read,
+                        deployment.lake,
+                        key,
+                        source.name,
+                        partition,
+                        stored=stored,
+                        preceding_id=preceding,
+                    )
+                    preceding = last[0] if last else preceding
+                    manifests.add(manifest)
+                    quarantines.add(bad)
+            yield dg.Output(
+                manifests.frame(),
+                output_name="captures",
+                metadata={
+                    "dagster/row_count": manifests.rows,
+                    "by_capture_type": manifests.value_counts("capture_type"),
+                    "tombstoned_rows": tombstoned,
+                },
+            )
+            yield dg.Output(
+                quarantines.frame(),
+                output_name="quarantine",
+                metadata={
+                    "dagster/row_count": quarantines.rows,
+                    "by_field": quarantines.value_counts("field"),
+                },
+            )
+        yield schema_result(CaptureManifest, captures, manifests.rows, manifests.failures)
+        yield schema_result(RawQuarantine, quarantine, quarantines.rows, quarantines.failures)
         yield dg.AssetCheckResult(
             check_name="row_accounting",
             asset_key=captures,
-            passed=rows_in == manifest.height + bad.height + tombstoned,
+            passed=rows_in == manifests.rows + quarantines.rows + tombstoned,
             metadata={
                 "rows_in": rows_in,
-                "manifest": manifest.height,
-                "quarantined": bad.height,
+                "manifest": manifests.rows,
+                "quarantined": quarantines.rows,
                 "tombstoned": tombstoned,
             },
         )
-        yield undecodable_result(manifest, bad, captures)
+        yield undecodable_result(
+            manifests.rows, quarantines.value_counts("decode_status"), captures
+        )
 
     return _asset
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dagster as dg
-import polars as pl
+from collections.abc import Mapping
 
-from identity_data.metadata import value_counts
+import dagster as dg
 
 UNDECODABLE_RATE = "undecodable_rate"
 UNDECODABLE_CEILING = 0.05
@@ -21,13 +20,14 @@ def undecodable_spec(key: dg.AssetKey) -> dg.AssetCheckSpec:
 
 
 def undecodable_result(
-    manifest: pl.DataFrame, quarantine: pl.DataFrame, key: dg.AssetKey
+    manifest_rows: int, by_status: Mapping[str, int], key: dg.AssetKey
 ) -> dg.AssetCheckResult:
-    """Every blob the extraction tried: decodable ones are in the manifest, the others carry
-    their decode status in the quarantine (records failing before their blob have none)."""
-    failed = quarantine.filter(pl.col("decode_status").is_not_null())
-    blobs = manifest.height + failed.height
-    rate = failed.height / blobs if blobs else 0.0
+    """Every blob the extraction tried: decodable ones are in the manifest (`manifest_rows`),
+    the others carry their decode status in the quarantine (`by_status`: quarantined rows per
+    decode status; records failing before their blob have none)."""
+    undecodable = sum(by_status.values())
+    blobs = manifest_rows + undecodable
+    rate = undecodable / blobs if blobs else 0.0
     return dg.AssetCheckResult(
         check_name=UNDECODABLE_RATE,
         asset_key=key,
@@ -36,9 +36,9 @@ def undecodable_result(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "blobs": blobs,
-            "undecodable": failed.height,
+            "undecodable": undecodable,
             UNDECODABLE_RATE: rate,
             "ceiling": UNDECODABLE_CEILING,
-            "by_status": value_counts(failed["decode_status"]),
+            "by_status": dg.MetadataValue.json(dict(by_status)),
         },
     )

@@ -40,7 +40,9 @@ RECORD_SCHEMA = {
     "source_label": pl.String,
 }
 MANIFEST_COLUMNS = ("capture_id", "subject_ref", "capture_type", "device", "captured_at", "file")
-BATCH_ROWS = 20_000
+# Rows a batch holds: memory is a few times this, whatever the day; per-batch costs (a
+# validation, a spill file) are amortised over it.
+BATCH_ROWS = 100_000
 
 
 class ManifestError(ValueError):
@@ -48,35 +50,36 @@ class ManifestError(ValueError):
 
 
 def production_records(engine: sa.Engine, day: date) -> Iterator[pl.DataFrame]:
-    """The day's captures, one bound-parameter query, streamed in bounded batches."""
+    """The day's captures, one bound-parameter query, streamed in bounded batches sorted by
+    capture id (so a duplicate id is never split from its first occurrence by more than a batch
+    boundary, see `_record_faults`)."""
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     c = capture_db.captures.c
+    # SQLAlchemy would parse SQLite's timestamp text into datetime objects row by row in Python
+    # (a third of a million-row day's CPU); taken as text, polars parses the batch at once.
+    # PostgreSQL's driver returns datetimes either way.
+    captured_at = sa.type_coerce(c.captured_at, sa.String).label("captured_at")
     query = (
-        sa.select(c.capture_id, c.subject_ref, c.capture_type, c.device, c.captured_at, c.blob_path)
+        sa.select(c.capture_id, c.subject_ref, c.capture_type, c.device, captured_at, c.blob_path)
         .where(c.captured_at >= start, c.captured_at < start + timedelta(days=1))
         .order_by(c.capture_id)
     )
+    columns = ["capture_id", "subject_ref", "capture_type", "device", "captured_at", "blob_key"]
     seen = 0
     with engine.connect().execution_options(stream_results=True) as con:
         result = con.execute(query)
         while rows := result.fetchmany(BATCH_ROWS):
-            frame = pl.DataFrame(
-                [tuple(r) for r in rows],
-                schema=[
-                    "capture_id",
-                    "subject_ref",
-                    "capture_type",
-                    "device",
-                    "captured_at",
-                    "blob_key",
-                ],
-                orient="row",
-            )
+            frame = pl.DataFrame(rows, schema=columns, orient="row")
+            ts = pl.col("captured_at")
             yield (
                 frame.with_row_index("row", offset=seen + 1)
                 .with_columns(
                     record=_db_record(day, pl.col("capture_id"), pl.col("row")),
-                    captured_at=_as_utc(pl.col("captured_at")),
+                    captured_at=_as_utc(
+                        ts.str.to_datetime(time_unit="us")
+                        if frame["captured_at"].dtype == pl.String
+                        else ts
+                    ),
                     source_label=pl.lit(None, pl.String),
                 )
                 .select(list(RECORD_SCHEMA))
@@ -128,8 +131,12 @@ def manifest_records(store: BlobStore, folder: str) -> pl.DataFrame:
     )
 
 
-def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
-    """One row per record whose fields are unusable: (record, field, reason)."""
+def _record_faults(records: pl.DataFrame, preceding_id: str | None = None) -> pl.DataFrame:
+    """One row per record whose fields are unusable: (_row, record, field, reason).
+
+    `records` carries a `_row` index. A capture id is a duplicate when it occurred earlier in
+    the frame or equals `preceding_id`, the last id of the batch before: batches come sorted by
+    capture id, so that one id is all the memory a whole day's duplicate detection needs."""
     raw_ts = pl.col("raw_captured_at") if "raw_captured_at" in records.columns else pl.lit(None)
     rules = [
         ("capture_id", pl.col("capture_id").is_null() | (pl.col("capture_id") == ""), "missing"),
@@ -156,27 +163,45 @@ def _record_faults(records: pl.DataFrame) -> pl.DataFrame:
         ("blob_key", pl.col("_path_fault").is_not_null(), pl.col("_path_fault")),
         (
             "capture_id",
-            pl.col("capture_id").is_duplicated() & (pl.int_range(pl.len()).over("capture_id") > 0),
+            (pl.col("capture_id").is_duplicated() & (pl.int_range(pl.len()).over("capture_id") > 0))
+            | (pl.col("capture_id") == pl.lit(preceding_id, pl.String)).fill_null(False),
             "duplicate capture_id in this partition",
         ),
     ]
+    # Checked once per distinct key: a day of a million rows names a few hundred blobs.
+    keys = records["blob_key"].drop_nulls().unique()
+    key_faults = pl.Series([key_fault(k) for k in keys], dtype=pl.String)
     records = records.with_columns(
-        _path_fault=pl.col("blob_key").map_elements(key_fault, return_dtype=pl.String)
+        _path_fault=pl.col("blob_key").replace_strict(
+            keys, key_faults, default=None, return_dtype=pl.String
+        )
     )
-    faults = [
-        records.filter(cond).select(
+    # One pass over the batch: each record's first failing rule, then its field and reason.
+    first = pl.when(rules[0][1]).then(0)
+    for i, (_, cond, _) in enumerate(rules[1:], start=1):
+        first = first.when(cond).then(i)
+    field, reason = pl.when(False).then(None), pl.when(False).then(None)
+    for i, (name, _, why) in enumerate(rules):
+        field = field.when(pl.col("_rule") == i).then(pl.lit(name))
+        reason = reason.when(pl.col("_rule") == i).then(
+            pl.lit(why) if isinstance(why, str) else why
+        )
+    return (
+        records.with_columns(_rule=first.otherwise(None))
+        .filter(pl.col("_rule").is_not_null())
+        # Quarantine rows grouped by rule, then in record order.
+        .sort("_rule", "_row")
+        .select(
+            "_row",
             "record",
             # A malformed capture id is not copied: it may be free text.
             capture_id=pl.when(pl.col("capture_id").str.contains(CAPTURE_ID))
             .then("capture_id")
             .otherwise(None),
-            field=pl.lit(field),
-            reason=pl.lit(reason) if isinstance(reason, str) else reason,
+            field=field.cast(pl.String),
+            reason=reason.cast(pl.String),
         )
-        for field, cond, reason in rules
-    ]
-    # One quarantine row per record: its first fault.
-    return pl.concat(faults).unique("record", keep="first", maintain_order=True)
+    )
 
 
 BLOB_SCHEMA = {
@@ -203,6 +228,31 @@ DECODE_VERSION = f"decode-1-pillow{PIL.__version__}"
 BLOB_CHUNK = 64
 
 
+class StoredBlobs:
+    """Source key -> its BLOB_SCHEMA row, for the batches of one partition from one store.
+
+    The batches of a day share their blobs: each is read, hashed, stored and decoded once per
+    run, not once per batch. Bounded by `limit` keys (the oldest are forgotten: reading one
+    again is slower, never different)."""
+
+    def __init__(self, read_blob: Callable[[str], bytes], lake: BlobStore, limit: int) -> None:
+        self.read_blob, self.lake, self.limit = read_blob, lake, limit
+        self._rows: dict[str, tuple] = {}
+
+    def rows(self, source_keys: list[str]) -> pl.DataFrame:
+        todo = [k for k in source_keys if k not in self._rows]
+        for row in store_blobs(todo, self.read_blob, self.lake).iter_rows():
+            self._rows[row[0]] = row
+        wanted = [self._rows[k] for k in source_keys]
+        for old in list(self._rows)[: max(0, len(self._rows) - self.limit)]:
+            del self._rows[old]
+        return pl.DataFrame(wanted, schema=BLOB_SCHEMA, orient="row")
+
+
+# Distinct source keys remembered across a partition's batches (~300 bytes each).
+STORED_BLOBS_LIMIT = 200_000
+
+
 def ingest(
     records: pl.DataFrame,
     read_blob: Callable[[str], bytes],
@@ -210,14 +260,20 @@ def ingest(
     key: bytes,
     source: str,
     partition: str,
+    *,
+    stored: StoredBlobs | None = None,
+    preceding_id: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Copy blobs into the raw zone; build (manifest, quarantine), rows in = out + quarantined.
 
-    Each distinct source blob is read, hashed and stored once however many records share it,
-    and decoded once per content across the lake (the decode cache)."""
-    faults = _record_faults(records)
-    valid = records.join(faults.select("record"), on="record", how="anti")
-    blobs = store_blobs(valid["blob_key"].unique().sort().to_list(), read_blob, lake)
+    Each distinct source blob is read, hashed and stored once however many records share it
+    (once per run with a shared `stored`), and decoded once per content across the lake (the
+    decode cache). `preceding_id`: see `_record_faults`."""
+    records = records.with_row_index("_row")
+    faults = _record_faults(records, preceding_id)
+    valid = records.join(faults.select("_row"), on="_row", how="anti")
+    stored = stored or StoredBlobs(read_blob, lake, STORED_BLOBS_LIMIT)
+    blobs = stored.rows(valid["blob_key"].unique().sort().to_list())
     valid = valid.join(
         blobs, left_on="blob_key", right_on="source_key", how="left", maintain_order="left"
     )
@@ -231,7 +287,7 @@ def ingest(
     )
     quarantine = pl.concat(
         [
-            faults.with_columns(
+            faults.drop("_row").with_columns(
                 blob_uri=pl.lit(None, pl.String), decode_status=pl.lit(None, pl.String)
             ),
             blob_faults,

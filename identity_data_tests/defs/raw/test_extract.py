@@ -306,3 +306,50 @@ def test_a_db_row_with_a_free_text_capture_id_is_named_by_position(tmp_path, sto
         ("captures:2026-11-28 row 1", None, "capture_id")
     ]
     assert "jane" not in quarantine.write_csv().lower()
+
+
+def test_duplicates_with_one_record_name_are_each_accounted_for(stores):
+    # A database record is named after its capture id, so two rows with one id share a name.
+    src, lake = stores
+    src.put_if_absent("a.jpg", jpeg(10))
+    same = {"record": "captures:c1", "capture_id": "c1", "blob_key": "a.jpg"}
+    manifest, bad = ingest(records([same, same]), src.read, lake, KEY, "production", "d")
+    assert (manifest.height, bad.height) == (1, 1)
+    assert bad["reason"].to_list() == ["duplicate capture_id in this partition"]
+
+
+def test_a_duplicate_across_a_batch_boundary_is_quarantined(stores):
+    src, lake = stores
+    src.put_if_absent("a.jpg", jpeg(10))
+    batch = records([{"record": "captures:c7", "capture_id": "c7", "blob_key": "a.jpg"}])
+    first, _ = ingest(batch, src.read, lake, KEY, "production", "d")
+    manifest, bad = ingest(batch, src.read, lake, KEY, "production", "d", preceding_id="c7")
+    assert (first.height, manifest.height, bad.height) == (1, 0, 1)
+    assert bad["reason"].to_list() == ["duplicate capture_id in this partition"]
+    other, _ = ingest(batch, src.read, lake, KEY, "production", "d", preceding_id="c6")
+    assert other.height == 1
+
+
+def test_batches_sharing_blobs_read_each_blob_once(stores):
+    src, lake = stores
+    src.put_if_absent("a.jpg", jpeg(10))
+    src.put_if_absent("b.jpg", jpeg(200))
+    reads: list[str] = []
+
+    def read(key: str) -> bytes:
+        reads.append(key)
+        return src.read(key)
+
+    stored = extract.StoredBlobs(read, lake, limit=10)
+    batches = [
+        records([{"record": f"r{i}{j}", "capture_id": f"c{i}{j}", "blob_key": k}])
+        for i in range(3)
+        for j, k in enumerate(["a.jpg", "b.jpg"])
+    ]
+    outs = [ingest(b, read, lake, KEY, "production", "d", stored=stored)[0] for b in batches]
+    assert sorted(reads) == ["a.jpg", "b.jpg"]
+    assert outs[0]["sha256"].to_list() == outs[2]["sha256"].to_list()
+    # Past its limit it forgets the oldest keys and reads them again, with the same result.
+    small = extract.StoredBlobs(read, lake, limit=1)
+    assert_frame_equal(small.rows(["a.jpg", "b.jpg"]), small.rows(["a.jpg", "b.jpg"]))
+    assert sorted(reads) == ["a.jpg", "a.jpg", "a.jpg", "b.jpg", "b.jpg"]
