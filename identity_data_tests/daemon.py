@@ -73,9 +73,15 @@ def listening_addresses(pids: list[int]) -> set[str]:
 LOOPBACK = ("0100007F:", "00000000000000000000000001000000:")
 
 
-def daemon_service(dagster_home: Path, data_home: Path, log: Path) -> Service:
+def daemon_service(
+    dagster_home: Path, data_home: Path, log: Path, **yaml: Mapping[str, object]
+) -> Service:
     """`dagster-daemon run` as `make dev` starts it, in its own session: stop() ends the code
-    servers and run workers it started too, even after the daemon itself was SIGKILLed."""
+    servers and run workers it started too, even after the daemon itself was SIGKILLed.
+
+    Writes the project's dagster.yaml (with `yaml` overrides) first: `dg.instance_for_test`
+    replaces the file with its own when a test opens the instance."""
+    instance_yaml(dagster_home, **yaml)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDENTITY_DATA_", "DAGSTER_"))}
     env |= {"DAGSTER_HOME": str(dagster_home), ENV: "local", HOME: str(data_home)}
     return Service(

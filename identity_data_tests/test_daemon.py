@@ -16,7 +16,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG
@@ -33,7 +32,6 @@ from identity_data_tests.daemon import (
     WAREHOUSE_TABLES,
     daemon_service,
     descendants,
-    instance_yaml,
     listening_addresses,
     materialized,
     running,
@@ -87,7 +85,6 @@ def held(sample: World) -> dict[str, bytes]:
 def demo_world(sample: World, tmp_path_factory: pytest.TempPathFactory) -> World:
     """`make demo` on the sample: the operator's backfill, then the sensors settled."""
     world = sample.copy(tmp_path_factory.mktemp("daemon-demo"))
-    instance_yaml(world.dagster_home)
     with world.open() as instance:
         tally = demo.Tally()
         path = demo.Demo(instance, tally)
@@ -109,15 +106,25 @@ def capture_ids(body: bytes) -> set[str]:
     return {task.get("data", {}).get("capture_id") for task in json.loads(body)} - {None}
 
 
-def label_captures(home: Path) -> set[str] | None:
-    """Capture ids with a warehouse label; None while a run holds the write lock."""
-    try:
-        with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-            return {
-                row[0] for row in con.execute("SELECT DISTINCT capture_id FROM labels").fetchall()
-            }
-    except duckdb.IOException:
-        return None
+def labels_loaded_after(instance: dg.DagsterInstance, after: float) -> float | None:
+    """When `warehouse/labels` was last written, if after `after`: read from the event log, so
+    the test never holds the DuckDB file a run is about to write."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(["warehouse", "labels"]))
+    return event.timestamp if event and event.timestamp > after else None
+
+
+def failures(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> str:
+    """Each run that did not succeed, with its failure messages."""
+    lines = []
+    for run in runs:
+        if run.status == SUCCESS:
+            continue
+        lines.append(f"{run.run_id} {run.status.value} {run.job_name} {dict(run.tags)}")
+        for entry in instance.all_logs(run.run_id):
+            kind = entry.dagster_event.event_type_value if entry.dagster_event else ""
+            if kind in ("RUN_FAILURE", "STEP_FAILURE", "ENGINE_EVENT") and entry.message:
+                lines.append(f"  {kind}: {entry.message[:500]}")
+    return "\n".join(lines)
 
 
 def changed_partitions(before: pl.DataFrame, after: pl.DataFrame) -> set[tuple[str, str]]:
@@ -160,6 +167,7 @@ def test_daemon_follows_a_new_and_a_late_export(demo_world, sample, tmp_path):
     with world.open() as instance:
         demo_runs = {run.run_id for run in instance.get_runs()}
         daemon = daemon_service(world.dagster_home, world.home, tmp_path / "daemon.log")
+        assert "run_monitoring" in (world.dagster_home / "dagster.yaml").read_text()
         with running(daemon):
             started = time.time()
             # The daemon starts where the demo left off: a round of every sensor, no run.
@@ -168,13 +176,12 @@ def test_daemon_follows_a_new_and_a_late_export(demo_world, sample, tmp_path):
 
             drop(world.home / EXPORTS, files)
             dropped = time.time()
-            wait_for(
+            shown = wait_for(
                 "the new labels in the warehouse",
-                lambda: arriving <= (label_captures(world.home) or set()),
+                lambda: labels_loaded_after(instance, dropped),
                 600,
                 daemon,
             )
-            shown = time.time()
             # Nothing listens beyond loopback (the code server talks over a unix socket).
             tree = [daemon.proc.pid, *descendants(daemon.proc.pid)]
             assert all(a.startswith(LOOPBACK) for a in listening_addresses(tree))
@@ -182,7 +189,7 @@ def test_daemon_follows_a_new_and_a_late_export(demo_world, sample, tmp_path):
 
         runs = daemon_runs(instance, demo_runs)
         print(f"\nfigure: export dropped -> warehouse shows its labels: {shown - dropped:.0f}s")
-        assert [r.run_id for r in runs if r.status != SUCCESS] == []
+        assert all(r.status == SUCCESS for r in runs), failures(instance, runs)
         assert_targets_shown(runs)
         parsed = [r for r in runs if r.job_name == "parse_label_export"]
         assert sorted(r.tags[FILE_TAG] for r in parsed) == sorted(
@@ -191,6 +198,7 @@ def test_daemon_follows_a_new_and_a_late_export(demo_world, sample, tmp_path):
         partitions = {r.tags["dagster/partition"] for r in parsed}
 
         after = warehouse_frames(world.home)
+        assert arriving <= set(after["labels"]["capture_id"])
         changed = changed_partitions(before["labels"], after["labels"])
         assert {("production", DAYS[0]), ("production", DAYS[2])} <= changed
         events = materialized(instance, [r.run_id for r in runs])
@@ -234,10 +242,11 @@ def test_restart_after_sigkill_and_the_same_tables_as_the_demo(demo_world, sampl
     processed once, the dead run is failed by run monitoring and retried, and the warehouse
     ends equal to the demo's, table by table."""
     world = sample.copy(tmp_path)
-    instance_yaml(world.dagster_home, **FAST_MONITORING)
     log = tmp_path / "daemon.log"
-    first, second = (daemon_service(world.dagster_home, world.home, log) for _ in range(2))
     with world.open() as instance:
+        first, second = (
+            daemon_service(world.dagster_home, world.home, log, **FAST_MONITORING) for _ in range(2)
+        )
         demo.Demo(instance, demo.Tally()).start(DAYS, open_datasets=False)
         operator_runs = {run.run_id for run in instance.get_runs()}
         try:
@@ -259,12 +268,13 @@ def test_restart_after_sigkill_and_the_same_tables_as_the_demo(demo_world, sampl
         dead = instance.get_run_by_id(victim.run_id)
         assert dead.status == FAILURE
         retries = [r for r in runs if r.tags.get(PARENT_RUN_ID_TAG) == victim.run_id]
-        assert [r.status for r in retries] == [SUCCESS], [r.tags for r in runs]
+        assert [r.status for r in retries] == [SUCCESS], failures(instance, runs)
         # Only killed runs failed, and every one of them has a successful retry.
         failed = [r for r in runs if r.status != SUCCESS]
         assert victim.run_id in {r.run_id for r in failed}
         for run in failed:
-            assert any(r.tags.get(PARENT_RUN_ID_TAG) == run.run_id for r in runs), run.tags
+            retried = any(r.tags.get(PARENT_RUN_ID_TAG) == run.run_id for r in runs)
+            assert retried, failures(instance, runs)
         # Every file: one run requested by the sensor, processed successfully once.
         exports = sorted(f"{EXPORTS.name}/{p.name}" for p in (world.home / EXPORTS).iterdir())
         by_file = {key: [r for r in runs if r.tags.get(FILE_TAG) == key] for key in exports}

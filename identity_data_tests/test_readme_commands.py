@@ -102,7 +102,7 @@ def env(root: Path) -> dict[str, str]:
     return {**clean, "PWD": str(root)}
 
 
-def run(root: Path, command: str, timeout: float = 900) -> str:
+def run(root: Path, command: str, timeout: float = 1800) -> str:
     done = subprocess.run(
         ["bash", "-c", command],
         cwd=root,
