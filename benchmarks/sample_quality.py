@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from identity_data.defs.annotations import dedup
+from identity_data.sources import SOURCES
 
 
 def lake_table(home: Path, asset: str) -> pl.DataFrame:
@@ -22,15 +23,12 @@ def lake_table(home: Path, asset: str) -> pl.DataFrame:
 
 def faces(home: Path) -> pl.DataFrame:
     annotations = pl.concat(
-        [
-            lake_table(home, f"annotations/{s}_annotations")
-            for s in ("production", "campaign", "open_dataset")
-        ],
+        [lake_table(home, s.key("annotations", "annotations").to_user_string()) for s in SOURCES],
         how="diagonal_relaxed",
     )
     truth = pl.read_csv(home / "ground_truth/faces.csv")
     manifest = pl.concat(
-        [lake_table(home, f"raw/{s}_captures") for s in ("production", "campaign", "open_dataset")],
+        [lake_table(home, s.key("raw", "captures").to_user_string()) for s in SOURCES],
         how="diagonal_relaxed",
     ).select("capture_id", "source", "capture_type")
     joined = annotations.join(truth, on="capture_id").join(manifest, on="capture_id")

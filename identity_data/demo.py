@@ -40,17 +40,24 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from identity_data.definitions import defs as load_defs
 from identity_data.defs.automation import AUTOMATION_SENSOR
 from identity_data.defs.labels.sensors import label_export_sensor
-from identity_data.defs.raw.partitions import open_datasets
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.sample import generate
-from identity_data.settings import ensure_local_key, resolve_settings
+from identity_data.settings import (
+    ENV,
+    LocalSettings,
+    SettingsError,
+    ensure_local_key,
+    resolve_settings,
+)
+from identity_data.sources import SOURCES, CaptureSource
 
 # What `make demo` sets up by hand, as an operator would: a backfill of the sample's capture days
-# (in production the daily schedule extracts each day as it ends). Everything after it is what the
-# daemon would launch: the drop sensors' runs and the automation sensor's runs, tick by tick.
-# Open datasets are imported by hand too, one partition per dataset.
-PRODUCTION_RAW = ["raw/production_captures", "raw/production_quarantine"]
-OPEN_DATASET_RAW = ["raw/open_dataset_captures", "raw/open_dataset_quarantine"]
+# for every daily source (in production the daily schedule extracts each day as it ends).
+# Everything after it is what the daemon would launch: the drop sensors' runs and the automation
+# sensor's runs, tick by tick. Statically partitioned sources (open datasets) are imported by hand
+# too, one partition per dataset.
+DAILY_SOURCES = [s for s in SOURCES if isinstance(s.partitions_def, dg.DailyPartitionsDefinition)]
+STATIC_SOURCES = [s for s in SOURCES if isinstance(s.partitions_def, dg.StaticPartitionsDefinition)]
 # The sample's last capture day: fixed, so README's commands name days inside the sample.
 SAMPLE_END = date(2026, 11, 28)
 MAX_TICKS = 30
@@ -114,19 +121,20 @@ class Demo:
             self.tally.failed_runs.append(label)
             self.tally.say(f"  run FAILED: {label}")
 
-    def backfill(self, keys: list[str], days: list[str]) -> None:
+    def backfill(self, source: CaptureSource, days: list[str]) -> None:
         """One single-run backfill of a daily range, as `dg launch --partition-range` runs it."""
+        keys = raw_keys(source)
         self.run(
-            f"{', '.join(keys)} {days[0]}...{days[-1]}",
-            dg.AssetSelection.assets(*(dg.AssetKey.from_user_string(k) for k in keys)),
+            f"{', '.join(k.to_user_string() for k in keys)} {days[0]}...{days[-1]}",
+            dg.AssetSelection.assets(*keys),
             tags=range_tags(days[0], days[-1]),
         )
 
-    def import_open_datasets(self) -> None:
-        keys = [dg.AssetKey.from_user_string(k) for k in OPEN_DATASET_RAW]
-        for partition in open_datasets.get_partition_keys():
+    def import_static(self, source: CaptureSource) -> None:
+        keys = raw_keys(source)
+        for partition in source.partitions_def.get_partition_keys():
             self.run(
-                f"{', '.join(OPEN_DATASET_RAW)} {partition}",
+                f"{', '.join(k.to_user_string() for k in keys)} {partition}",
                 dg.AssetSelection.assets(*keys),
                 partition_key=partition,
             )
@@ -138,9 +146,11 @@ class Demo:
         backfill comes before the first drop-sensor tick, so consensus and every day's tables
         run once over all of it. Tests that need no open dataset leave out its (slow) import."""
         self.tick(self.sensors[-1])
-        self.backfill(PRODUCTION_RAW, days)
+        for source in DAILY_SOURCES:
+            self.backfill(source, days)
         if open_datasets:
-            self.import_open_datasets()
+            for source in STATIC_SOURCES:
+                self.import_static(source)
 
     def tick(self, sensor: dg.SensorDefinition) -> int:
         """One tick of `sensor` as the daemon evaluates it; returns the runs it launched."""
@@ -207,6 +217,10 @@ class Demo:
         raise RuntimeError(f"sensors still launching runs after {MAX_TICKS} rounds")
 
 
+def raw_keys(source: CaptureSource) -> list[dg.AssetKey]:
+    return [source.key("raw", "captures"), source.key("raw", "quarantine")]
+
+
 def range_tags(start: str, end: str) -> dict[str, str]:
     return {RANGE_START: start, RANGE_END: end}
 
@@ -252,6 +266,8 @@ def save_sensor_state(
 
 def summary(tally: Tally, home: Path) -> None:
     settings = resolve_settings()
+    if not isinstance(settings, LocalSettings):
+        raise SettingsError(f"the demo runs on the embedded default ({ENV}=local)")
     print("\nWarehouse tables (" + str(settings.duckdb_path) + "):")
     with duckdb.connect(settings.duckdb_path, read_only=True) as con:
         for (table,) in con.execute(
@@ -262,9 +278,7 @@ def summary(tally: Tally, home: Path) -> None:
     print("Quarantined rows (lake parquet):")
     tables = Path(settings.lake_url) / "tables"
     for name in (
-        "raw/production_quarantine",
-        "raw/campaign_quarantine",
-        "raw/open_dataset_quarantine",
+        *(source.key("raw", "quarantine").to_user_string() for source in SOURCES),
         "labels/export_quarantine",
         "labels/unmatched_annotations",
     ):

@@ -28,19 +28,33 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    """What every deployment has; `LocalSettings` and `ProdSettings` add their warehouse."""
+
     env: str
     lake_url: str
     capture_bucket_url: str
     capture_db_url: str
     pseudonym_key: bytes
-    duckdb_path: str | None = None
-    gcp_project: str | None = None
-    bq_dataset: str | None = None
-    bq_location: str = "EU"
 
     @property
     def is_prod(self) -> bool:
         return self.env == "prod"
+
+
+@dataclass(frozen=True)
+class LocalSettings(Settings):
+    """The embedded default: a folder and a DuckDB file."""
+
+    duckdb_path: str
+
+
+@dataclass(frozen=True)
+class ProdSettings(Settings):
+    """GCS and BigQuery; every field is required at launch."""
+
+    gcp_project: str
+    bq_dataset: str
+    bq_location: str = "EU"
 
 
 def _get(name: str, default: str | None = None) -> str | None:
@@ -62,7 +76,7 @@ def ensure_local_key(home: Path) -> Path:
     return path
 
 
-def resolve_settings() -> Settings:
+def resolve_settings() -> LocalSettings | ProdSettings:
     """Read the deployment from the environment; fails naming every missing prod setting."""
     env = _get(ENV, "local")
     if env == "prod":
@@ -72,14 +86,14 @@ def resolve_settings() -> Settings:
                 f"{ENV}=prod needs these settings, which are unset or empty: {', '.join(missing)}"
             )
         prefix = (_get("IDENTITY_DATA_GCS_PREFIX", "identity-data") or "").strip("/")
-        return Settings(
+        return ProdSettings(
             env=env,
             lake_url=f"gs://{_get('IDENTITY_DATA_GCS_BUCKET')}/{prefix}",
             capture_bucket_url=_get("IDENTITY_DATA_CAPTURE_BUCKET") or "",
             capture_db_url=_get("IDENTITY_DATA_CAPTURE_DB_URL") or "",
             pseudonym_key=check_key(_get("IDENTITY_DATA_PSEUDONYM_KEY")),
-            gcp_project=_get("IDENTITY_DATA_GCP_PROJECT"),
-            bq_dataset=_get("IDENTITY_DATA_BQ_DATASET"),
+            gcp_project=_get("IDENTITY_DATA_GCP_PROJECT") or "",
+            bq_dataset=_get("IDENTITY_DATA_BQ_DATASET") or "",
             bq_location=_get("IDENTITY_DATA_BQ_LOCATION", "EU") or "EU",
         )
     if env != "local":
@@ -88,7 +102,7 @@ def resolve_settings() -> Settings:
     key = _get("IDENTITY_DATA_PSEUDONYM_KEY")
     if key is None and local_key_file(home).exists():
         key = local_key_file(home).read_text().strip()
-    return Settings(
+    return LocalSettings(
         env=env,
         lake_url=str(home / "lake"),
         capture_bucket_url=_get("IDENTITY_DATA_CAPTURE_BUCKET", str(home / "capture-bucket")) or "",

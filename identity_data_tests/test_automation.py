@@ -79,7 +79,8 @@ def test_automation_tick_by_tick(sample_home, instance):
     # consensus; the next, near-duplicates over the new annotations; the next, the day's
     # training examples and those of every partition whose labels or clusters the pooled runs
     # report changed (never next to a pooled run about to change them); then nothing.
-    path.backfill(demo.PRODUCTION_RAW, SAMPLE_DAYS[:1])
+    (daily,) = demo.DAILY_SOURCES
+    path.backfill(daily, SAMPLE_DAYS[:1])
     launched(instance, seen)
     day = SAMPLE_DAYS[0]
     assert path.tick(sensors[AUTOMATION_SENSOR]) >= 1

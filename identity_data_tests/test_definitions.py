@@ -4,8 +4,9 @@ import dagster as dg
 import pytest
 
 from identity_data.definitions import defs as load_defs
+from identity_data.sources import SOURCE_NAMES as SOURCES
+from identity_data.sources import SOURCES as REGISTRY
 
-SOURCES = ("production", "campaign", "open_dataset")
 EXPECTED_GROUPS = {
     "raw": {f"raw/{s}_{t}" for s in SOURCES for t in ("captures", "quarantine")},
     "annotations": {f"annotations/{s}_annotations" for s in SOURCES}
@@ -41,15 +42,9 @@ def test_asset_keys_by_group(repo):
     assert groups == EXPECTED_GROUPS
 
 
-@pytest.mark.parametrize(
-    ("source", "partitions"),
-    [
-        ("production", dg.DailyPartitionsDefinition),
-        ("campaign", dg.DynamicPartitionsDefinition),
-        ("open_dataset", dg.StaticPartitionsDefinition),
-    ],
-)
-def test_source_assets_share_their_partitions(repo, source, partitions):
+@pytest.mark.parametrize("entry", REGISTRY, ids=SOURCES)
+def test_source_assets_share_their_partitions(repo, entry):
+    source = entry.name
     graph = repo.asset_graph
     keys = [
         f"raw/{source}_captures",
@@ -60,8 +55,7 @@ def test_source_assets_share_their_partitions(repo, source, partitions):
     ]
     defs_ = {graph.get(dg.AssetKey.from_user_string(k)).partitions_def for k in keys}
     assert len(defs_) == 1
-    (only,) = defs_
-    assert isinstance(only, partitions)
+    assert defs_ == {entry.partitions_def}
     for key in keys:
         policy = graph.get(dg.AssetKey.from_user_string(key)).backfill_policy
         assert policy == dg.BackfillPolicy.single_run()

@@ -16,10 +16,11 @@ from identity_data.stores.lake_io import LakeIOManager
 
 @dg.definitions
 def resources() -> dg.Definitions:
+    deployment = Deployment()
     return dg.Definitions(
         resources={
-            "deployment": Deployment(),
+            "deployment": deployment,
             "io_manager": LakeIOManager(),
-            "warehouse_io_manager": WarehouseIOManager(),
+            "warehouse_io_manager": WarehouseIOManager(deployment=deployment),
         }
     )

@@ -8,7 +8,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
-from identity_data.settings import Settings, resolve_settings
+from identity_data.settings import LocalSettings, ProdSettings, resolve_settings
 from identity_data.stores.blobs import BlobStore, LocalBlobStore
 from identity_data.stores.warehouse import DuckDBWarehouse, WarehouseBackend
 
@@ -29,8 +29,8 @@ def blob_store(url: str) -> BlobStore:
     return LocalBlobStore(url)
 
 
-def warehouse_backend(settings: Settings) -> WarehouseBackend:
-    if settings.is_prod:
+def warehouse_backend(settings: LocalSettings | ProdSettings) -> WarehouseBackend:
+    if isinstance(settings, ProdSettings):
         from identity_data.stores.bigquery import BigQueryWarehouse
 
         return BigQueryWarehouse(
@@ -46,13 +46,13 @@ def warehouse_backend(settings: Settings) -> WarehouseBackend:
 class Deployment(dg.ConfigurableResource):
     """Where the lake, warehouse and capture database live, resolved from the environment."""
 
-    _settings: Settings | None = PrivateAttr(default=None)
+    _settings: LocalSettings | ProdSettings | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._settings = resolve_settings()
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> LocalSettings | ProdSettings:
         if self._settings is None:
             self._settings = resolve_settings()
         return self._settings

@@ -15,11 +15,11 @@ from dagster_polars.io_managers.utils import get_metadata_schema
 from pydantic import PrivateAttr
 from upath import UPath
 
+from identity_data.contracts import ALLOW_MISSING_PARTITIONS, PARTITION_COLUMN
 from identity_data.metadata import add_partition_metadata, partition_metadata
 from identity_data.safety import UnsafePathError, check_partition_key
 from identity_data.settings import resolve_settings
 
-PARTITION_COLUMN = "source_partition"
 # A write's temporary file: the `.tmp` suffix matches no reader's `*.parquet`; one older than
 # STALE_TMP_SECONDS is a killed write's leftover and is removed by the next write beside it.
 TMP_PREFIX = ".tmp-"
@@ -173,7 +173,7 @@ class LakeIOManager(PolarsParquetIOManager):
     def load_partitions(self, context: dg.InputContext) -> Any:
         loaded = (
             self._load_present(context)
-            if context.definition_metadata.get("allow_missing_partitions")
+            if context.definition_metadata.get(ALLOW_MISSING_PARTITIONS)
             else super().load_partitions(context)
         )
         if isinstance(loaded, dict) and not is_dict_type(context.dagster_type.typing_type):

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import pytest
 
-from identity_data.defs.raw.partitions import campaigns
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.demo import Demo, Tally
 from identity_data.sample import generate
 from identity_data.settings import ensure_local_key
+from identity_data.sources import campaigns
 from identity_data_tests.services import Service, free_port, http_ready
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from identity_data.conditions import (
     pooled,
     previous_digests,
 )
+from identity_data.contracts import PARTITION_COLUMN, lake_input
 from identity_data.defs.annotations import dedup
 from identity_data.defs.annotations.checks import (
     annotation_check_results,
@@ -21,7 +22,7 @@ from identity_data.defs.annotations.checks import (
 from identity_data.defs.annotations.infer import ANNOTATOR_CODE_VERSION, annotate_captures
 from identity_data.defs.annotations.metadata import annotation_metadata
 from identity_data.defs.annotations.schemas import NearDuplicates
-from identity_data.defs.raw.assets import SOURCES, CaptureSource
+from identity_data.sources import SOURCES, CaptureSource
 from identity_data.stores.deployment import Deployment
 from identity_data.validation import schema_check, schema_check_spec
 
@@ -36,6 +37,8 @@ MANIFEST_COLUMNS = [
 ]
 # Face detection is the one heavy step: under k8s_job_executor it gets its own pod with these
 # resources (detector workers use every core; ARCHITECTURE.md, "Running on Kubernetes").
+# What near-duplicate detection reads of each source's annotations.
+HASH_INPUT = ["capture_id", PARTITION_COLUMN, *dedup.HASH_COLUMNS]
 HEAVY_STEP_TAGS = {
     "dagster-k8s/config": {
         "container_config": {
@@ -60,11 +63,7 @@ def build_annotation_asset(source: CaptureSource) -> dg.AssetsDefinition:
         # Changes with the model, its weights and its parameters, so the UI marks old rows stale.
         code_version=ANNOTATOR_CODE_VERSION,
         automation_condition=every_partition(),
-        ins={
-            "manifest": dg.AssetIn(
-                source.key("raw", "captures"), metadata={"columns": MANIFEST_COLUMNS}
-            )
-        },
+        ins={"manifest": lake_input(source.key("raw", "captures"), MANIFEST_COLUMNS)},
         check_specs=annotation_check_specs(key, source.selfie_face_floor),
         op_tags=HEAVY_STEP_TAGS,
     )
@@ -93,13 +92,7 @@ annotation_assets = [build_annotation_asset(source) for source in SOURCES]
     code_version=dedup.DEDUP_CODE_VERSION,
     automation_condition=pooled(),
     ins={
-        f"{s.name}": dg.AssetIn(
-            s.key("annotations", "annotations"),
-            metadata={
-                "allow_missing_partitions": True,
-                "columns": ["capture_id", "source_partition", *dedup.HASH_COLUMNS],
-            },
-        )
+        s.name: lake_input(s.key("annotations", "annotations"), HASH_INPUT, allow_missing=True)
         for s in SOURCES
     },
     check_specs=[
@@ -107,19 +100,16 @@ annotation_assets = [build_annotation_asset(source) for source in SOURCES]
         duplicate_check_spec(NEAR_DUPLICATES),
     ],
 )
-def near_duplicates(
-    context: dg.AssetExecutionContext,
-    production: pl.DataFrame,
-    campaign: pl.DataFrame,
-    open_dataset: pl.DataFrame,
-):
+def near_duplicates(context: dg.AssetExecutionContext, **annotations: pl.DataFrame):
     """Cluster every capture's pHash with every other one, across sources and partitions."""
-    columns = ["capture_id", "source_partition", *dedup.HASH_COLUMNS]
-    empty = pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
-    frames = {"production": production, "campaign": campaign, "open_dataset": open_dataset}
+    empty = pl.DataFrame(schema=dict.fromkeys(HASH_INPUT, pl.String))
     hashes = pl.concat(
         [empty.with_columns(source=pl.lit("", pl.String))]
-        + [f.select(columns).with_columns(source=pl.lit(s)) for s, f in frames.items() if f.width]
+        + [
+            f.select(HASH_INPUT).with_columns(source=pl.lit(name))
+            for name, f in annotations.items()
+            if f.width
+        ]
     )
     clusters = dedup.near_duplicates(hashes.drop("source", "source_partition"))
     placed = clusters.join(hashes.select("capture_id", *PARTITION_COLUMNS), on="capture_id")

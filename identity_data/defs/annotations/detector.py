@@ -19,7 +19,7 @@ import importlib.resources
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import cv2
 import numpy as np
@@ -51,7 +51,11 @@ class FaceDetector(Protocol):
     name: str
     version: str
     weights_sha256: str
-    params: Mapping[str, object]
+
+    @property
+    def params(self) -> Mapping[str, object]:
+        """The parameters that change its output (part of the annotations' code version)."""
+        ...
 
     def load(self) -> None:
         """Load the weights; called once per worker process before the first image."""
@@ -206,13 +210,17 @@ class MtcnnDetector:
             side *= self.scale_factor
         return scales
 
+    def _run(self, net: int, batch: np.ndarray) -> list[np.ndarray]:
+        # onnxruntime types outputs as dense or sparse tensors; the MTCNN nets return dense arrays.
+        return cast("list[np.ndarray]", self._sessions[net].run(None, {"input": batch}))
+
     def _stage1(self, rgb: np.ndarray) -> np.ndarray:
         height, width = rgb.shape[:2]
         found = []
         for scale in self._scales(height, width):
             size = (math.ceil(width * scale), math.ceil(height * scale))
             resized = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
-            offsets, probs = self._sessions[0].run(None, {"input": _to_input(resized)[None]})
+            offsets, probs = self._run(0, _to_input(resized)[None])
             ys, xs = np.nonzero(probs[0, 1] > self.thresholds[0])
             if ys.size == 0:
                 continue
@@ -243,7 +251,7 @@ class MtcnnDetector:
         if len(boxes) == 0:
             return []
 
-        offsets, probs = self._sessions[1].run(None, {"input": _crops(rgb, boxes, 24)})
+        offsets, probs = self._run(1, _crops(rgb, boxes, 24))
         keep = probs[:, 1] > self.thresholds[1]
         boxes, offsets = boxes[keep], offsets[keep]
         boxes[:, 4] = probs[keep, 1]
@@ -252,7 +260,7 @@ class MtcnnDetector:
         if len(boxes) == 0:
             return []
 
-        points, offsets, probs = self._sessions[2].run(None, {"input": _crops(rgb, boxes, 48)})
+        points, offsets, probs = self._run(2, _crops(rgb, boxes, 48))
         keep = probs[:, 1] > self.thresholds[2]
         boxes, offsets, points = boxes[keep], offsets[keep], points[keep]
         boxes[:, 4] = probs[keep, 1]

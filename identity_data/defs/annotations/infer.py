@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 import cv2
 import polars as pl
 
-from identity_data.defs.annotations import imaging
+from identity_data import imaging
 from identity_data.defs.annotations.detector import FaceDetector, MtcnnDetector
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.content_cache import ContentCache
@@ -90,7 +90,7 @@ def _r(value: float) -> float:
 
 def annotate_one(capture_id: str, data: bytes, detector: FaceDetector) -> Row:
     """One annotation row; bad bytes give a row with a decode status and reason."""
-    row: Row = dict.fromkeys(ANNOTATION_SCHEMA)
+    row: Row = {column: None for column in ANNOTATION_SCHEMA}
     row.update(
         capture_id=capture_id,
         model_name=detector.name,
@@ -140,7 +140,7 @@ def annotate_one(capture_id: str, data: bytes, detector: FaceDetector) -> Row:
 
 
 def _unreadable(capture_id: str, exc: Exception, detector: FaceDetector) -> Row:
-    row: Row = dict.fromkeys(ANNOTATION_SCHEMA)
+    row: Row = {column: None for column in ANNOTATION_SCHEMA}
     row.update(
         capture_id=capture_id,
         decode_status=imaging.DecodeStatus.UNREADABLE.value,

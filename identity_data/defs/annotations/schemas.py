@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from identity_data.defs.annotations.imaging import DecodeStatus
+from identity_data.imaging import DecodeStatus
 
 _STATUSES = [s.value for s in DecodeStatus]
 _SHARE = {"ge": 0.0, "le": 1.0, "nullable": True}
@@ -66,7 +66,7 @@ class AnnotationRows(pa.DataFrameModel):
             .otherwise(pl.col("decode_reason").is_not_null())
         )
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -85,7 +85,7 @@ class NearDuplicates(pa.DataFrameModel):
             & (pl.col("is_representative") == (pl.col("capture_id") == pl.col("cluster_id")))
         )
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -94,5 +94,5 @@ class PartitionedAnnotations(AnnotationRows):
 
     source_partition: str
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True

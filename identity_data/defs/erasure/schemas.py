@@ -13,8 +13,8 @@ class ErasureAudit(pa.DataFrameModel):
     """One executed request: when, what kind, and how many rows each store lost."""
 
     request_id: str = pa.Field(unique=True)
-    requested_at: pl.Datetime(time_zone="UTC")
-    executed_at: pl.Datetime(time_zone="UTC")
+    requested_at: pl.Datetime(time_zone="UTC")  # pyright: ignore[reportInvalidTypeForm] (pandera dtype)
+    executed_at: pl.Datetime(time_zone="UTC")  # pyright: ignore[reportInvalidTypeForm] (pandera dtype)
     scope: str = pa.Field(isin=SCOPES)
     requested_by: str = pa.Field(isin=REQUESTED_BY)
     subjects: pl.Int64 = pa.Field(ge=0)
@@ -28,7 +28,7 @@ class ErasureAudit(pa.DataFrameModel):
     snapshots_redacted: pl.Int64 = pa.Field(ge=0)
     passes: pl.Int64 = pa.Field(ge=1)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -43,5 +43,5 @@ class SnapshotRedaction(pa.DataFrameModel):
     new_manifest_sha256: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
     rows_removed: pl.Int64 = pa.Field(ge=1)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True

@@ -4,33 +4,34 @@ import dagster as dg
 import polars as pl
 
 from identity_data.conditions import change_metadata, partition_digests, pooled, previous_digests
-from identity_data.defs.labels import consensus as cs
+from identity_data.contracts import lake_input
 from identity_data.defs.labels.checks import consensus_check_specs, consensus_checks
 from identity_data.defs.labels.metadata import class_balance, label_metadata
 from identity_data.defs.labels.parse import (
     LabelExportError,
-    drop_superseded,
     parse_flat_csv,
     parse_label_studio,
-    pool_latest,
 )
 from identity_data.defs.labels.partitions import label_exports
-from identity_data.defs.labels.schemas import AnnotatorQuality, LabelQuarantine, ParsedAnnotations
+from identity_data.defs.labels.pooling import CAPTURE_COLUMNS, assemble_consensus, known_captures
+from identity_data.defs.labels.schemas import (
+    AnnotatorQuality,
+    LabelQuarantine,
+    ParsedAnnotations,
+    WarehouseLabel,
+)
 from identity_data.defs.labels.sensors import export_file, version_tag
-from identity_data.defs.raw.assets import SOURCES
-from identity_data.defs.raw.schemas import CaptureManifest
-from identity_data.defs.warehouse.schemas import WarehouseLabel
 from identity_data.metadata import value_counts
+from identity_data.sources import SOURCES
 from identity_data.stores.deployment import Deployment
 from identity_data.tombstones import drop_tombstoned_captures, load_tombstones
-from identity_data.validation import conform, empty_frame, schema_check, schema_check_spec
+from identity_data.validation import schema_check, schema_check_spec
 
 EXPORT_ANNOTATIONS = dg.AssetKey(["labels", "export_annotations"])
 EXPORT_QUARANTINE = dg.AssetKey(["labels", "export_quarantine"])
 CONSENSUS = dg.AssetKey(["labels", "consensus_labels"])
 QUALITY = dg.AssetKey(["labels", "annotator_quality"])
 UNMATCHED = dg.AssetKey(["labels", "unmatched_annotations"])
-CAPTURE_COLUMNS = ["capture_id", "capture_date", "source", "source_partition"]
 # What a day's training examples read from consensus: a change here re-runs exactly that day.
 LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
 
@@ -97,19 +98,6 @@ def label_export(context: dg.AssetExecutionContext, deployment: Deployment):
     yield schema_check(quarantine, LabelQuarantine, EXPORT_QUARANTINE)
 
 
-def _captures_in(source: str) -> dg.AssetIn:
-    return dg.AssetIn(
-        dg.AssetKey(["raw", f"{source}_captures"]),
-        metadata={"allow_missing_partitions": True, "columns": CAPTURE_COLUMNS},
-    )
-
-
-def known_captures(*manifests: pl.DataFrame) -> pl.DataFrame:
-    """Every capture id any raw manifest holds; an unmaterialized source loads as no columns."""
-    empty = empty_frame(CaptureManifest).select(CAPTURE_COLUMNS)
-    return pl.concat([empty, *(m.select(CAPTURE_COLUMNS) for m in manifests if m.width)])
-
-
 def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
     return dg.AssetOut(
         key=key,
@@ -129,8 +117,11 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
         "unmatched": _out(UNMATCHED, "Annotations for captures that no raw manifest holds."),
     },
     ins={
-        "annotations": dg.AssetIn(EXPORT_ANNOTATIONS, metadata={"allow_missing_partitions": True}),
-        **{f"{s.name}_captures": _captures_in(s.name) for s in SOURCES},
+        "annotations": lake_input(EXPORT_ANNOTATIONS, allow_missing=True),
+        **{
+            s.name: lake_input(s.key("raw", "captures"), CAPTURE_COLUMNS, allow_missing=True)
+            for s in SOURCES
+        },
     },
     check_specs=[
         schema_check_spec(CONSENSUS, WarehouseLabel),
@@ -141,30 +132,18 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
     can_subset=False,
 )
 def consensus(
-    context: dg.AssetExecutionContext,
-    annotations: pl.DataFrame,
-    production_captures: pl.DataFrame,
-    campaign_captures: pl.DataFrame,
-    open_dataset_captures: pl.DataFrame,
+    context: dg.AssetExecutionContext, annotations: pl.DataFrame, **manifests: pl.DataFrame
 ):
     """Pool every export (latest wins) and aggregate annotators into one label per task."""
-    current, superseded = drop_superseded(
-        annotations if annotations.width else empty_frame(ParsedAnnotations),
-        context.instance.get_dynamic_partitions(label_exports.name),
+    captures = known_captures(manifests.values())
+    result = assemble_consensus(
+        annotations, context.instance.get_dynamic_partitions(label_exports.name), captures
     )
-    pooled = pool_latest(current)
-    captures = known_captures(production_captures, campaign_captures, open_dataset_captures)
-    matched = pooled.join(captures.select("capture_id"), on="capture_id", how="semi")
-    unmatched = pooled.join(captures.select("capture_id"), on="capture_id", how="anti")
-    labels, quality = cs.dawid_skene(matched)
-    latest_export = matched.group_by("capture_id", "task").agg(
-        export_id=pl.col("export_id").sort_by("created_at").last()
-    )
-    labels = conform(
-        labels.join(captures, on="capture_id", how="left").join(
-            latest_export, on=["capture_id", "task"], how="left"
-        ),
-        WarehouseLabel,
+    labels, quality, matched, unmatched = (
+        result.labels,
+        result.quality,
+        result.matched,
+        result.unmatched,
     )
     digests = partition_digests(
         labels.join(captures.select("capture_id", "source_partition"), on="capture_id"),
@@ -175,7 +154,7 @@ def consensus(
         output_name="labels",
         metadata={
             "dagster/row_count": labels.height,
-            "superseded_rows": superseded.height,
+            "superseded_rows": result.superseded_rows,
             **change_metadata(previous_digests(context.instance, CONSENSUS), digests),
             **label_metadata(labels),
         },
@@ -192,5 +171,5 @@ def consensus(
     yield schema_check(quality, AnnotatorQuality, QUALITY)
     yield schema_check(unmatched, ParsedAnnotations, UNMATCHED)
     yield from consensus_checks(
-        matched, unmatched, labels, captures, CONSENSUS, QUALITY, pooled.height
+        matched, unmatched, labels, captures, CONSENSUS, QUALITY, result.pooled_rows
     )

@@ -12,6 +12,7 @@ import polars as pl
 from pandera.engines import polars_engine as pe
 
 from identity_data.defs.labels.taxonomy import TAXONOMY
+from identity_data.sources import SOURCE_NAMES
 
 _UTC = {"time_unit": "us", "time_zone": "UTC"}
 _TASKS = list(TAXONOMY)
@@ -31,7 +32,7 @@ class ParsedAnnotations(pa.DataFrameModel):
     label: str = pa.Field(isin=_ALL_LABELS)
     created_at: pe.DateTime = pa.Field(dtype_kwargs=_UTC)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -48,7 +49,7 @@ class LabelQuarantine(pa.DataFrameModel):
     label: str = pa.Field(nullable=True)
     reason: str
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -64,7 +65,20 @@ class ConsensusLabels(pa.DataFrameModel):
     agreement: pl.Float64 = pa.Field(gt=0.0, le=1.0)
     taxonomy_version: str
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
+        strict = True
+        unique = ("capture_id", "task")
+
+
+class WarehouseLabel(ConsensusLabels):
+    """The warehouse's label row: a consensus label tied to its capture's day and source, and
+    the export that last fed it."""
+
+    capture_date: pl.Date
+    source: str = pa.Field(isin=SOURCE_NAMES)
+    export_id: str
+
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
         unique = ("capture_id", "task")
 
@@ -78,7 +92,7 @@ class AnnotatorQuality(pa.DataFrameModel):
     n_labels: pl.Int64 = pa.Field(ge=1)
     confusion: str
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
         unique = ("annotator", "task")
 
@@ -92,7 +106,7 @@ class AnnotatorConfusion(pa.DataFrameModel):
     given_label: str = pa.Field(isin=_ALL_LABELS)
     probability: pl.Float64 = pa.Field(ge=0.0, le=1.0)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
         unique = ("annotator", "task", "true_label", "given_label")
 
@@ -107,6 +121,6 @@ class AnnotatorDrift(pa.DataFrameModel):
     accuracy_drop: pl.Float64 = pa.Field(nullable=True)
     drifted: pl.Boolean
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
         unique = ("annotator", "task")

@@ -1,79 +1,37 @@
 """Raw-zone assets: one factory, applied to the three capture sources."""
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import polars as pl
 
-from identity_data.defs.raw import partitions
 from identity_data.defs.raw.checks import undecodable_result, undecodable_spec
 from identity_data.defs.raw.extract import ingest, manifest_records, production_records
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.metadata import value_counts
 from identity_data.safety import check_partition_key
+from identity_data.sources import SOURCES, CaptureSource
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.deployment import Deployment
 from identity_data.tombstones import drop_tombstoned, load_tombstones
 from identity_data.validation import empty_frame, schema_check, schema_check_spec
 
-Reader = Callable[[Deployment, str], Iterator[tuple[pl.DataFrame, BlobStore]]]
+Reader = Callable[[Deployment, CaptureSource, str], Iterator[tuple[pl.DataFrame, BlobStore]]]
 
 
-@dataclass(frozen=True)
-class CaptureSource:
-    """A capture source: how it is partitioned and how one partition's records are read."""
-
-    name: str
-    partitions_def: dg.PartitionsDefinition
-    read: Reader
-    description: str
-    # Least share of selfies with a detected face; attack-heavy sources legitimately score lower.
-    selfie_face_floor: float
-    freshness_policy: dg.FreshnessPolicy | None = None
-
-    def key(self, layer: str, table: str) -> dg.AssetKey:
-        return dg.AssetKey([layer, f"{self.name}_{table}"])
-
-
-def _read_production(deployment: Deployment, partition: str) -> Iterator[tuple]:
+def _read_capture_db(deployment: Deployment, source: CaptureSource, partition: str) -> Iterator:
     for batch in production_records(deployment.capture_db, date.fromisoformat(partition)):
         yield batch, deployment.capture_bucket
 
 
-def _drop_folder(zone: str) -> Reader:
-    def read(deployment: Deployment, partition: str) -> Iterator[tuple]:
-        yield manifest_records(deployment.lake, f"landing/{zone}/{partition}"), deployment.lake
-
-    return read
+def _read_drop_folder(deployment: Deployment, source: CaptureSource, partition: str) -> Iterator:
+    folder = f"landing/{source.landing}/{partition}"
+    yield manifest_records(deployment.lake, folder), deployment.lake
 
 
-SOURCES = (
-    CaptureSource(
-        "production",
-        partitions.daily,
-        _read_production,
-        "Captures from the capture service's database, extracted per capture day.",
-        0.8,
-        dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=36)),
-    ),
-    CaptureSource(
-        "campaign",
-        partitions.campaigns,
-        _drop_folder("campaigns"),
-        "Captures from the team's capture campaigns, one drop folder per campaign.",
-        # Campaigns mostly collect print and replay attacks, which hide faces from a detector.
-        0.4,
-    ),
-    CaptureSource(
-        "open_dataset",
-        partitions.open_datasets,
-        _drop_folder("open-datasets"),
-        "Captures from open datasets imported in bulk.",
-        0.85,
-    ),
-)
+# How each registry entry's `extractor` reads one partition's records.
+EXTRACTORS: dict[str, Reader] = {"capture_db": _read_capture_db, "drop_folder": _read_drop_folder}
 
 
 def accounting_spec(source: CaptureSource) -> dg.AssetCheckSpec:
@@ -123,7 +81,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
         for partition in context.partition_keys:
             # The UI accepts any key; a campaign's key becomes a folder path.
             check_partition_key(partition, f"{source.name} partition")
-            for records, store in source.read(deployment, partition):
+            for records, store in EXTRACTORS[source.extractor](deployment, source, partition):
                 rows_in += records.height
                 records, dropped = drop_tombstoned(records, tombstones, key)
                 tombstoned += dropped

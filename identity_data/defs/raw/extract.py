@@ -19,11 +19,12 @@ import polars as pl
 import sqlalchemy as sa
 
 from identity_data import capture_db
-from identity_data.defs.annotations.imaging import decode
-from identity_data.defs.raw.schemas import CAPTURE_TYPES, CaptureManifest, RawQuarantine
+from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
+from identity_data.imaging import decode
 from identity_data.privacy import pseudonymise
 from identity_data.safety import ID_PATTERN as CAPTURE_ID
 from identity_data.safety import UnsafePathError, key_fault
+from identity_data.sources import CAPTURE_TYPES
 from identity_data.stores.blobs import BlobStore, content_key
 from identity_data.stores.content_cache import ContentCache
 from identity_data.validation import conform, empty_frame

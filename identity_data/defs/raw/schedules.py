@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from identity_data.defs.raw.partitions import daily
+from identity_data.sources import daily
 
 production_daily_job = dg.define_asset_job(
     "production_daily",

@@ -5,20 +5,19 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-CAPTURE_TYPES = ("selfie", "id_front", "id_back")
-SOURCES = ("production", "campaign", "open_dataset")
+from identity_data.sources import CAPTURE_TYPES, SOURCE_NAMES
 
 
 class CaptureManifest(pa.DataFrameModel):
     """One decodable capture whose blob sits, content-addressed, in the raw zone."""
 
     capture_id: str = pa.Field(unique=True)
-    source: str = pa.Field(isin=SOURCES)
+    source: str = pa.Field(isin=SOURCE_NAMES)
     source_partition: str
     subject_pseudonym: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
     capture_type: str = pa.Field(isin=CAPTURE_TYPES)
     device: str = pa.Field(nullable=True)
-    captured_at: pl.Datetime(time_zone="UTC")
+    captured_at: pl.Datetime(time_zone="UTC")  # pyright: ignore[reportInvalidTypeForm] (pandera dtype)
     capture_date: pl.Date
     blob_uri: str
     blob_key: str
@@ -29,14 +28,14 @@ class CaptureManifest(pa.DataFrameModel):
     decode_status: str = pa.Field(isin=["ok"])
     source_label: str = pa.Field(nullable=True)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
 class RawQuarantine(pa.DataFrameModel):
     """A source record that did not enter the manifest, with the field at fault and why."""
 
-    source: str = pa.Field(isin=SOURCES)
+    source: str = pa.Field(isin=SOURCE_NAMES)
     source_partition: str
     record: str
     capture_id: str = pa.Field(nullable=True)
@@ -46,5 +45,5 @@ class RawQuarantine(pa.DataFrameModel):
     # How the blob decoded (missing, empty, corrupt, ...); null when the record failed first.
     decode_status: str = pa.Field(nullable=True)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True

@@ -6,8 +6,8 @@ from pathlib import PurePosixPath
 
 import dagster as dg
 
-from identity_data.defs.raw.partitions import campaigns
 from identity_data.safety import check_partition_key
+from identity_data.sources import campaigns
 from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.watch import build_drop_sensor
 

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-from identity_data.defs.raw.assets import SOURCES
 from identity_data.defs.snapshots import store
 from identity_data.defs.snapshots.build import (
     SnapshotFilters,
@@ -18,6 +17,7 @@ from identity_data.defs.snapshots.partitions import snapshots
 from identity_data.defs.snapshots.schemas import SNAPSHOT_TABLE, SnapshotManifest
 from identity_data.defs.warehouse.tables import TABLES
 from identity_data.metadata import markdown_table
+from identity_data.sources import SOURCES
 from identity_data.stores.deployment import Deployment
 from identity_data.validation import schema_check, schema_check_spec
 

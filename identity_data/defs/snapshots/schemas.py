@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from identity_data.defs.raw.schemas import CAPTURE_TYPES, SOURCES
 from identity_data.defs.warehouse.schemas import SPLITS
+from identity_data.sources import CAPTURE_TYPES, SOURCE_NAMES
 from identity_data.stores.warehouse import table_spec
 
 _POSTERIOR = {"nullable": True, "ge": 0.0, "le": 1.0}
@@ -17,7 +17,7 @@ class SnapshotManifest(pa.DataFrameModel):
 
     snapshot_id: str
     capture_id: str = pa.Field(unique=True)
-    source: str = pa.Field(isin=SOURCES)
+    source: str = pa.Field(isin=SOURCE_NAMES)
     source_partition: str
     capture_date: pl.Date
     capture_type: str = pa.Field(isin=CAPTURE_TYPES)
@@ -43,7 +43,7 @@ class SnapshotManifest(pa.DataFrameModel):
     def subjects_stay_in_one_split(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("split").n_unique().over("subject_pseudonym") == 1)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 

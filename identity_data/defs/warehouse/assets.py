@@ -1,21 +1,22 @@
 """Warehouse tables, one write per table per partition, shaped from the lake."""
 
+from collections.abc import Mapping
+
 import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
 from identity_data.conditions import every_partition, refreshed_on_change
+from identity_data.contracts import WAREHOUSE_SOURCE, WAREHOUSE_TABLE
 from identity_data.defs.labels.assets import CONSENSUS, QUALITY
-from identity_data.defs.labels.schemas import AnnotatorQuality
-from identity_data.defs.raw.assets import SOURCES, CaptureSource
+from identity_data.defs.labels.schemas import AnnotatorQuality, WarehouseLabel
 from identity_data.defs.warehouse import transforms
-from identity_data.defs.warehouse.io_manager import SOURCE, TABLE
 from identity_data.defs.warehouse.schemas import (
     TrainingExample,
     WarehouseAnnotation,
     WarehouseCapture,
-    WarehouseLabel,
 )
+from identity_data.sources import SOURCES, CaptureSource
 from identity_data.validation import conform, schema_check, schema_check_spec
 
 NEAR_DUPLICATES = dg.AssetKey(["annotations", "near_duplicates"])
@@ -25,18 +26,31 @@ def warehouse_pool(table: str) -> str:
     return f"warehouse-{table}"
 
 
-def _spec(key: dg.AssetKey, table: str, description: str, **kwargs) -> dict:
-    return dict(
+def _warehouse_asset(
+    key: dg.AssetKey,
+    table: str,
+    description: str,
+    model: type[pa.DataFrameModel],
+    ins: Mapping[str, dg.AssetIn],
+    source: CaptureSource | None = None,
+    automation_condition: dg.AutomationCondition | None = None,
+):
+    """The decorator of a warehouse asset writing `table`; with `source`, the asset owns that
+    source's rows of the table, per source partition."""
+    return dg.asset(
         key=key,
         description=description,
         group_name="warehouse",
         kinds={"polars", "duckdb", "bigquery"},
         io_manager_key="warehouse_io_manager",
-        metadata={TABLE: table, **kwargs.pop("metadata", {})},
-        automation_condition=kwargs.pop("automation_condition", every_partition()),
+        metadata={WAREHOUSE_TABLE: table, **({WAREHOUSE_SOURCE: source.name} if source else {})},
+        automation_condition=automation_condition or every_partition(),
         # Runs writing one table queue on this pool (limit 1 in dagster.yaml) instead of racing.
         pool=warehouse_pool(table),
-        **kwargs,
+        ins=ins,
+        check_specs=[schema_check_spec(key, model)],
+        partitions_def=source.partitions_def if source else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if source else None,
     )
 
 
@@ -52,36 +66,30 @@ def _checked(
 
 def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
     """captures, annotations and training_examples rows of one source, per source partition."""
-    partitioned = dict(
-        partitions_def=source.partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        metadata={SOURCE: source.name},
-    )
     raw, annotated = source.key("raw", "captures"), source.key("annotations", "annotations")
     captures_key = source.key("warehouse", "captures")
     annotations_key = source.key("warehouse", "annotations")
     examples_key = source.key("warehouse", "training_examples")
 
-    @dg.asset(
-        **_spec(
-            captures_key, "captures", f"Warehouse captures rows from {source.name}.", **partitioned
-        ),
-        ins={"manifest": dg.AssetIn(raw)},
-        check_specs=[schema_check_spec(captures_key, WarehouseCapture)],
+    @_warehouse_asset(
+        captures_key,
+        "captures",
+        f"Warehouse captures rows from {source.name}.",
+        WarehouseCapture,
+        {"manifest": dg.AssetIn(raw)},
+        source,
     )
     def captures(context: dg.AssetExecutionContext, manifest: pl.DataFrame):
         """Write the partition's captures to the warehouse."""
         yield from _checked(context, transforms.warehouse_captures(manifest), WarehouseCapture)
 
-    @dg.asset(
-        **_spec(
-            annotations_key,
-            "annotations",
-            f"Warehouse annotations rows from {source.name}.",
-            **partitioned,
-        ),
-        ins={"annotations": dg.AssetIn(annotated), "manifest": dg.AssetIn(raw)},
-        check_specs=[schema_check_spec(annotations_key, WarehouseAnnotation)],
+    @_warehouse_asset(
+        annotations_key,
+        "annotations",
+        f"Warehouse annotations rows from {source.name}.",
+        WarehouseAnnotation,
+        {"annotations": dg.AssetIn(annotated), "manifest": dg.AssetIn(raw)},
+        source,
     )
     def annotations(
         context: dg.AssetExecutionContext, annotations: pl.DataFrame, manifest: pl.DataFrame
@@ -90,21 +98,19 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
         rows = transforms.warehouse_annotations(annotations, manifest)
         yield from _checked(context, rows, WarehouseAnnotation)
 
-    @dg.asset(
-        **_spec(
-            examples_key,
-            "training_examples",
-            f"Usable {source.name} captures with labels and annotations.",
-            automation_condition=refreshed_on_change([CONSENSUS, NEAR_DUPLICATES], source.name),
-            **partitioned,
-        ),
-        ins={
+    @_warehouse_asset(
+        examples_key,
+        "training_examples",
+        f"Usable {source.name} captures with labels and annotations.",
+        TrainingExample,
+        {
             "manifest": dg.AssetIn(raw),
             "annotations": dg.AssetIn(annotated),
             "labels": dg.AssetIn(CONSENSUS),
             "duplicates": dg.AssetIn(NEAR_DUPLICATES),
         },
-        check_specs=[schema_check_spec(examples_key, TrainingExample)],
+        source,
+        automation_condition=refreshed_on_change([CONSENSUS, NEAR_DUPLICATES], source.name),
     )
     def training_examples(
         context: dg.AssetExecutionContext,
@@ -125,11 +131,7 @@ def build_label_table(
 ) -> dg.AssetsDefinition:
     key = dg.AssetKey(["warehouse", table])
 
-    @dg.asset(
-        **_spec(key, table, description),
-        ins={"frame": dg.AssetIn(upstream)},
-        check_specs=[schema_check_spec(key, model)],
-    )
+    @_warehouse_asset(key, table, description, model, {"frame": dg.AssetIn(upstream)})
     def _table(context: dg.AssetExecutionContext, frame: pl.DataFrame):
         """Replace the whole table in one atomic write."""
         yield from _checked(context, conform(frame, model), model)

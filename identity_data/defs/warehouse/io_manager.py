@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import dagster as dg
 import polars as pl
-from pydantic import PrivateAttr
 
+from identity_data.contracts import (
+    PARTITION_COLUMN,
+    SOURCE_COLUMN,
+    WAREHOUSE_SOURCE,
+    WAREHOUSE_TABLE,
+)
 from identity_data.defs.warehouse.tables import TABLES
 from identity_data.metadata import add_partition_metadata, partition_metadata, table_metadata
 from identity_data.safety import check_partition_key
-from identity_data.settings import resolve_settings
-from identity_data.stores.deployment import warehouse_backend
+from identity_data.stores.deployment import Deployment
 from identity_data.stores.warehouse import Slice, WarehouseBackend
-
-TABLE = "warehouse/table"
-SOURCE = "warehouse/source"
 
 
 def _slice(context: dg.OutputContext | dg.InputContext, metadata: dict) -> Slice:
@@ -22,32 +23,31 @@ def _slice(context: dg.OutputContext | dg.InputContext, metadata: dict) -> Slice
     if not context.has_asset_partitions:
         return {}
     keys = [check_partition_key(k) for k in context.asset_partition_keys]
-    return {"source": [metadata[SOURCE]], "source_partition": keys}
+    return {SOURCE_COLUMN: [metadata[WAREHOUSE_SOURCE]], PARTITION_COLUMN: keys}
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
     """DuckDB locally, BigQuery in production: one atomic write per table per run."""
 
-    _warehouse: WarehouseBackend | None = PrivateAttr(default=None)
+    # The run's deployment, whose settings were resolved once at launch; its warehouse client is
+    # built on first use and shared by every output of the run.
+    deployment: Deployment
 
     def _backend(self) -> WarehouseBackend:
-        # One client per run, built on first use, from the settings the launch resolved.
-        if self._warehouse is None:
-            self._warehouse = warehouse_backend(resolve_settings())
-        return self._warehouse
+        return self.deployment.warehouse
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         metadata = context.definition_metadata
-        spec = TABLES[metadata[TABLE]]
+        spec = TABLES[metadata[WAREHOUSE_TABLE]]
         self._backend().replace_slice(spec, obj, _slice(context, metadata))
         context.add_output_metadata({"table": spec.name, **table_metadata(obj)})
         if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
             for key in context.asset_partition_keys:
-                part = obj.filter(pl.col("source_partition") == key)
+                part = obj.filter(pl.col(PARTITION_COLUMN) == key)
                 add_partition_metadata(context, key, partition_metadata(part))
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         upstream = context.upstream_output
         metadata = upstream.definition_metadata if upstream else {}
-        spec = TABLES[metadata[TABLE]]
+        spec = TABLES[metadata[WAREHOUSE_TABLE]]
         return self._backend().read(spec, _slice(context, metadata))

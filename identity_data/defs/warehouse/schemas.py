@@ -6,8 +6,7 @@ import pandera.polars as pa
 import polars as pl
 
 from identity_data.defs.annotations.schemas import AnnotationRows
-from identity_data.defs.labels.schemas import ConsensusLabels
-from identity_data.defs.raw.schemas import CAPTURE_TYPES, SOURCES
+from identity_data.sources import CAPTURE_TYPES, SOURCE_NAMES
 
 SPLITS = ("train", "validation", "test")
 
@@ -16,7 +15,7 @@ class SourcePartitioned(pa.DataFrameModel):
     """Columns that tie a warehouse row to the raw partition it came from."""
 
     capture_id: str
-    source: str = pa.Field(isin=SOURCES)
+    source: str = pa.Field(isin=SOURCE_NAMES)
     source_partition: str
     capture_date: pl.Date
 
@@ -28,7 +27,7 @@ class WarehouseCapture(SourcePartitioned):
     subject_pseudonym: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
     capture_type: str = pa.Field(isin=CAPTURE_TYPES)
     device: str = pa.Field(nullable=True)
-    captured_at: pl.Datetime(time_zone="UTC")
+    captured_at: pl.Datetime(time_zone="UTC")  # pyright: ignore[reportInvalidTypeForm] (pandera dtype)
     blob_uri: str
     sha256: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
     bytes: pl.Int64 = pa.Field(gt=0)
@@ -36,7 +35,7 @@ class WarehouseCapture(SourcePartitioned):
     height: pl.Int64 = pa.Field(gt=0)
     source_label: str = pa.Field(nullable=True)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
 
 
@@ -61,28 +60,16 @@ class TrainingExample(SourcePartitioned):
     brightness: pl.Float64 = pa.Field(nullable=True, ge=0)
     near_duplicate_cluster: str = pa.Field(nullable=True)
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True
-
-
-class WarehouseLabel(ConsensusLabels):
-    """A consensus label tied to its capture's day and source, and the export that last fed it."""
-
-    capture_date: pl.Date
-    source: str = pa.Field(isin=SOURCES)
-    export_id: str
-
-    class Config:
-        strict = True
-        unique = ("capture_id", "task")
 
 
 class WarehouseAnnotation(AnnotationRows):
     """Inferred annotations of one capture, with the model that produced them."""
 
-    source: str = pa.Field(isin=SOURCES)
+    source: str = pa.Field(isin=SOURCE_NAMES)
     source_partition: str
     capture_date: pl.Date
 
-    class Config:
+    class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from identity_data.defs.labels.schemas import AnnotatorQuality
+from identity_data.defs.labels.schemas import AnnotatorQuality, WarehouseLabel
 from identity_data.defs.warehouse.schemas import (
     TrainingExample,
     WarehouseAnnotation,
     WarehouseCapture,
-    WarehouseLabel,
 )
 from identity_data.stores.warehouse import TableSpec, table_spec
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from identity_data.contracts import WAREHOUSE_TABLE
 from identity_data.definitions import defs as load_defs
 from identity_data.defs.warehouse.assets import warehouse_pool
-from identity_data.defs.warehouse.io_manager import TABLE
 
 
 def test_every_warehouse_asset_queues_on_its_table_pool(tmp_path):
@@ -15,7 +15,7 @@ def test_every_warehouse_asset_queues_on_its_table_pool(tmp_path):
     warehouse = [a for a in defs.assets or [] if any(k.path[0] == "warehouse" for k in a.keys)]
     assert warehouse
     for asset in warehouse:
-        (table,) = {asset.metadata_by_key[k][TABLE] for k in asset.keys}
+        (table,) = {asset.metadata_by_key[k][WAREHOUSE_TABLE] for k in asset.keys}
         assert asset.op.pool == warehouse_pool(table), asset.keys
     # The project's dagster.yaml gives each pool one slot.
     shutil.copy(Path(__file__).parents[3] / "dagster.yaml", tmp_path / "dagster.yaml")

@@ -3,8 +3,8 @@ import resource
 import numpy as np
 import pytest
 
-from identity_data.defs.annotations import imaging
-from identity_data.defs.annotations.imaging import DecodeStatus
+from identity_data import imaging
+from identity_data.imaging import DecodeStatus
 from identity_data_tests.defs.annotations import images
 
 
