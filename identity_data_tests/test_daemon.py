@@ -127,11 +127,17 @@ def failures(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> str:
     return "\n".join(lines)
 
 
-def changed_partitions(before: pl.DataFrame, after: pl.DataFrame) -> set[tuple[str, str]]:
+def changed_partitions(
+    before: dict[str, pl.DataFrame], after: dict[str, pl.DataFrame]
+) -> set[tuple[str, str]]:
     """(source, partition) whose (capture, task, label) rows differ: the oracle for which
     partitions' training examples must be refreshed."""
 
-    def by_partition(labels: pl.DataFrame) -> dict[tuple[str, str], set]:
+    def by_partition(frames: dict[str, pl.DataFrame]) -> dict[tuple[str, str], set]:
+        placed = frames["captures"].select("capture_id", "source", "source_partition")
+        labels = (
+            frames["labels"].select("capture_id", "task", "label").join(placed, on="capture_id")
+        )
         rows: dict[tuple[str, str], set] = {}
         for row in labels.select(
             "source", "source_partition", "capture_id", "task", "label"
@@ -199,7 +205,7 @@ def test_daemon_follows_a_new_and_a_late_export(demo_world, sample, tmp_path):
 
         after = warehouse_frames(world.home)
         assert arriving <= set(after["labels"]["capture_id"])
-        changed = changed_partitions(before["labels"], after["labels"])
+        changed = changed_partitions(before, after)
         assert {("production", DAYS[0]), ("production", DAYS[2])} <= changed
         events = materialized(instance, [r.run_id for r in runs])
         # Nothing twice, and exactly: the two exports, the pooled label assets, and the training
