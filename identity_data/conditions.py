@@ -77,6 +77,27 @@ class ReportedChange(dg.AutomationCondition[dg.AssetKey]):
         )
 
 
+class ReporterRequested(dg.AutomationCondition[dg.AssetKey]):
+    """True for every candidate partition while a reporter is requested this tick.
+
+    Dagster's will_be_requested() counts only deps that can run in the same run as the asset,
+    which an unpartitioned reporter and a daily table never can; without this guard a day's
+    table runs next to the consensus run that is about to change it, then once more."""
+
+    def __init__(self, reporters: Sequence[dg.AssetKey]) -> None:
+        self.reporters = tuple(reporters)
+
+    @property
+    def name(self) -> str:
+        return f"requested({', '.join(k.to_user_string() for k in self.reporters)})"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        requested = context.request_subsets_by_key
+        if any(key in requested and not requested[key].is_empty for key in self.reporters):
+            return dg.AutomationResult(context=context, true_subset=context.candidate_subset)
+        return dg.AutomationResult(context=context, true_subset=context.get_empty_subset())
+
+
 def _reported(
     instance: dg.DagsterInstance, key: dg.AssetKey, after: int, until: int, source: str
 ) -> set[str]:
@@ -112,7 +133,7 @@ def refreshed_on_change(reporters: Sequence[dg.AssetKey], source: str) -> dg.Aut
     return (
         trigger.since_last_handled()
         & ~AC.any_deps_missing()
-        & ~AC.any_deps_match(AC.will_be_requested()).allow(reporting)
+        & ~ReporterRequested(reporters)
         & _waits()
     ).with_label("refreshed_on_change")
 

@@ -140,12 +140,12 @@ class Demo:
             )
 
     def start(self, days: list[str], *, open_datasets: bool = True) -> None:
-        """What the operator does; everything after it is the sensors'. The sensors tick once
-        first, as the daemon's do when it starts: automation conditions react to changes since
-        their previous tick: the automation sensor ticks first, so every later file counts.
-        Tests that need no open dataset leave out its (slow) import."""
+        """What the operator does; everything after it (`settle`) is the sensors'. Automation
+        conditions react to changes since their previous tick, so the automation sensor ticks
+        once first, as the daemon's does when it starts, and every later change counts. The
+        backfill comes before the first drop-sensor tick, so consensus and every day's tables
+        run once over all of it. Tests that need no open dataset leave out its (slow) import."""
         self.tick(self.sensors[-1])
-        self.settle()
         for source in DAILY_SOURCES:
             self.backfill(source, days)
         if open_datasets:

@@ -75,19 +75,36 @@ def test_automation_tick_by_tick(sample_home, instance):
     (reparsed,) = {p for _, p in launched(instance, seen)}
     assert reparsed.startswith(f"{LATE}@") and reparsed != parsed
 
-    # A backfill of an older day pulls its own downstream partitions, and the pooled assets.
+    # A backfill of an older day: the first tick requests its own downstream partitions and
+    # consensus; the next, near-duplicates over the new annotations; the next, the day's
+    # training examples and those of every partition whose labels or clusters the pooled runs
+    # report changed (never next to a pooled run about to change them); then nothing.
     (daily,) = demo.DAILY_SOURCES
     path.backfill(daily, SAMPLE_DAYS[:1])
     launched(instance, seen)
-    assert path.tick(sensors[AUTOMATION_SENSOR]) >= 1
-    requested = launched(instance, seen)
     day = SAMPLE_DAYS[0]
-    assert {
+    assert path.tick(sensors[AUTOMATION_SENSOR]) >= 1
+    assert launched(instance, seen) == {
         ("annotations/production_annotations", day),
         ("warehouse/production_captures", day),
-        ("labels/consensus_labels", None),
-    } <= requested
-    assert not {p for _, p in requested} & set(SAMPLE_DAYS[1:])
-    path.settle()
+        ("warehouse/production_annotations", day),
+        *POOLED,
+    }
+    assert path.tick(sensors[AUTOMATION_SENSOR]) == 1
+    assert launched(instance, seen) == {("annotations/near_duplicates", None)}
+    reported = {
+        (f"warehouse/{source}_training_examples", partition)
+        for key in (["labels", "consensus_labels"], ["annotations", "near_duplicates"])
+        for source, partitions in reported_changes(instance, dg.AssetKey(key)).items()
+        for partition in partitions
+    }
+    assert path.tick(sensors[AUTOMATION_SENSOR]) >= 1
+    assert launched(instance, seen) == {("warehouse/production_training_examples", day), *reported}
+    assert path.tick(sensors[AUTOMATION_SENSOR]) == 0
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in instance.get_runs())
     assert sum(path.tick(s) for s in path.sensors) == 0
+
+
+def reported_changes(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, list[str]]:
+    event = instance.get_latest_materialization_event(key)
+    return event.asset_materialization.metadata["changed_partitions"].value

@@ -105,6 +105,14 @@ def test_sensors_schedule_and_automation(repo):
     schedule = schedules["production_daily_schedule"]
     assert schedule.job_name == "production_daily"
     assert schedule.cron_schedule == "0 2 * * *"
+    for definition in (schedule, repo.get_sensor_def("downstream_automation")):
+        assert definition.description and len(definition.description) > 40, definition.name
+    # Sensor-launched runs name their target: named jobs for the drop sensors, a trigger tag on
+    # every run the automation sensor launches.
+    assert repo.get_sensor_def("label_export_sensor").job_name == "parse_label_export"
+    assert repo.get_sensor_def("campaign_drop_sensor").job_name == "extract_campaign"
+    automation = repo.get_sensor_def("downstream_automation")
+    assert automation.run_tags == {"identity_data/trigger": "downstream_automation"}
     graph = repo.asset_graph
     assert graph.get(dg.AssetKey(["raw", "production_captures"])).automation_condition is None
     for key in (

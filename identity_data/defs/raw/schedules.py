@@ -15,5 +15,11 @@ production_daily_job = dg.define_asset_job(
 
 # 02:00 UTC leaves the capture service's late writes of the previous day time to land.
 production_daily_schedule = dg.build_schedule_from_partitioned_job(
-    production_daily_job, hour_of_day=2, default_status=dg.DefaultScheduleStatus.RUNNING
+    production_daily_job,
+    description=(
+        "At 02:00 UTC, extracts the previous day's production captures into the raw zone; "
+        "downstream_automation then runs that day's annotations and warehouse tables."
+    ),
+    hour_of_day=2,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
