@@ -57,6 +57,14 @@ def prod_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 SAMPLE_END = date(2026, 11, 28)
 SAMPLE_DAYS = ["2026-11-27", "2026-11-28"]
+# The (asset, partition) pairs a label change refreshes over all days: the automation tests' oracle.
+POOLED = {
+    ("labels/consensus_labels", None),
+    ("labels/annotator_quality", None),
+    ("labels/unmatched_annotations", None),
+    ("warehouse/labels", None),
+    ("warehouse/annotator_quality", None),
+}
 
 
 @pytest.fixture(scope="session")

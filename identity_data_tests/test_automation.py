@@ -7,16 +7,9 @@ import pytest
 from identity_data import demo
 from identity_data.defs.automation import AUTOMATION_SENSOR
 from identity_data.defs.labels.sensors import label_export_sensor
-from identity_data_tests.conftest import SAMPLE_DAYS
+from identity_data_tests.conftest import POOLED, SAMPLE_DAYS
 
 LATE = "labels-2026-11-27.json"
-POOLED = {
-    ("labels/consensus_labels", None),
-    ("labels/annotator_quality", None),
-    ("labels/unmatched_annotations", None),
-    ("warehouse/labels", None),
-    ("warehouse/annotator_quality", None),
-}
 
 
 def launched(instance: dg.DagsterInstance, seen: set[str]) -> set[tuple[str, str | None]]:

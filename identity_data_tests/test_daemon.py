@@ -27,6 +27,7 @@ from identity_data.launcher import _worker_pid
 from identity_data.sample import generate
 from identity_data.settings import ensure_local_key
 from identity_data.watch import FILE_TAG
+from identity_data_tests.conftest import POOLED
 from identity_data_tests.daemon import (
     LOOPBACK,
     WAREHOUSE_TABLES,
@@ -49,13 +50,6 @@ DAYS = [(END - timedelta(days=n)).isoformat() for n in (2, 1, 0)]
 # for the first day arrives late, after a later day's.
 NEW, LATE = f"labels-{DAYS[2]}.json", f"labels-{DAYS[0]}.json"
 EXPORTS = Path("lake") / "label-exports"
-POOLED = {
-    ("labels/consensus_labels", None),
-    ("labels/annotator_quality", None),
-    ("labels/unmatched_annotations", None),
-    ("warehouse/labels", None),
-    ("warehouse/annotator_quality", None),
-}
 SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
 # The run-monitoring poll is the one interval shortened, in the restart test only: the default
 # (30 s) would only add waiting.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,19 @@ def _present(paths: dict[str, UPath]) -> dict[str, UPath]:
 
 def _is_local(path: UPath) -> bool:
     return getattr(path, "protocol", "") in ("", "file", "local")
+
+
+@contextlib.contextmanager
+def _replaced_atomically(path: UPath) -> Iterator[UPath]:
+    """A temporary sibling of the local `path`, renamed onto it once written, so a reader sees the
+    old file or the new one, never half of one; a failed write leaves no temporary behind."""
+    _sweep_stale_tmp(Path(str(path)).parent)
+    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}.tmp")
+    try:
+        yield tmp
+        tmp.rename(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _sweep_stale_tmp(folder: Path) -> None:
@@ -87,13 +102,8 @@ class LakeIOManager(PolarsParquetIOManager):
         (polars' native object-store client takes neither gcsfs credentials nor an emulator
         endpoint)."""
         if _is_local(path):
-            _sweep_stale_tmp(Path(str(path)).parent)
-            tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}.tmp")
-            try:
+            with _replaced_atomically(path) as tmp:
                 super().sink_df_to_path(context, df, tmp)
-                tmp.rename(path)
-            finally:
-                tmp.unlink(missing_ok=True)
             return None
         with tempfile.TemporaryDirectory(prefix="lake-") as folder:
             local = Path(folder) / path.name
@@ -143,13 +153,8 @@ class LakeIOManager(PolarsParquetIOManager):
         if not _is_local(path):
             super().write_df_to_path(context, df, path)
             return
-        _sweep_stale_tmp(Path(path).parent)
-        tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}.tmp")
-        try:
+        with _replaced_atomically(path) as tmp:
             super().write_df_to_path(context, df, tmp)
-            tmp.rename(path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
