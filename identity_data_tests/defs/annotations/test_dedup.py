@@ -2,7 +2,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from identity_data.defs.annotations import dedup, imaging
+from identity_data import imaging
+from identity_data.defs.annotations import dedup
 from identity_data.defs.annotations.schemas import NearDuplicates
 from identity_data_tests.defs.annotations import images
 
