@@ -3,24 +3,38 @@
 Manifest file names, database blob paths, partition keys typed into the UI and export names all
 become paths. Each is checked by grammar before any read or write, then (locally) resolved,
 symlinks included, and refused unless it stays inside its root. Messages name the offending
-value only through `describe`, which escapes it and caps its length, and never quote file content.
+value only through `describe`, its length and a digest, and never quote it or file content: a
+refused name may be an e-mail address or a person's name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from pathlib import Path
 
-# Dynamic partition keys (campaign folders, `<export file>@<md5 prefix>`): one path component of
-# plain ASCII, so no separator, no `..`, no NUL and no Unicode look-alike of any of them.
-PARTITION_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
+# A name that becomes a partition key (a campaign folder, an export file): one path component of
+# plain ASCII, so no separator, no `..`, no NUL and no Unicode look-alike of any of them, and no
+# `@` or space: keys show in the UI, logs and run tags, and an e-mail address or a person's name
+# must not pass for one.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}"
+FOLDER_NAME = re.compile(_NAME)
+# Characters of the content version a label export's key ends with (`<file name>@<version>`).
+VERSION_CHARS = 12
+# Dynamic partition keys: a name, or a name, `@` and the content version in lower-case hex.
+PARTITION_KEY = re.compile(rf"{_NAME}(?:@[0-9a-f]{{{VERSION_CHARS}}})?")
+_NAME_RULE = "1-200 characters of A-Z a-z 0-9 . _ - starting with a letter or digit"
 # One component of a key built from input (a manifest's `file`, a capture's `blob_path`).
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,254}")
 MAX_KEY_CHARS = 1024
 # Capture, annotation and annotator ids are copied into tables and quarantine rows; free text (a
 # name, an e-mail address) is not an id, so it is refused rather than copied.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+# Free-text columns copied into tables (a capture's device, a dataset's source label) hold a token
+# in the id charset: no space and no `@`, so a name or an e-mail address typed there is refused.
+TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+TOKEN_RULE = "not a token of A-Z a-z 0-9 . _ : - (1-64 characters)"
 # Warehouse objects named after input (a snapshot's view): lower-case letters, digits and `_`, a
 # plain identifier in DuckDB and BigQuery alike, so it needs no quoting and cannot end a quote.
 SQL_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
@@ -30,10 +44,12 @@ class UnsafePathError(ValueError):
     """A path or partition key built from input breaks its grammar or leaves its root."""
 
 
-def describe(value: object, limit: int = 80) -> str:
-    """An escaped, length-capped rendering of an identifier, safe for a log line."""
-    text = ascii(value)
-    return text if len(text) <= limit else f"{text[:limit]}…({len(str(value))} chars)"
+def describe(value: object) -> str:
+    """How a message names a value from input: its length and a digest prefix, never the value.
+    Whoever holds the input finds it by the digest (`sha256` of its UTF-8 text)."""
+    text = value if isinstance(value, str) else repr(value)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"<{len(text)} chars, sha256 {digest[:12]}>"
 
 
 def _matching(grammar: re.Pattern[str], value: object, what: str, rule: str) -> str:
@@ -50,8 +66,15 @@ def check_partition_key(key: object, what: str = "partition key") -> str:
         PARTITION_KEY,
         key,
         what,
-        "is not 1-200 characters of A-Z a-z 0-9 . _ @ - starting with a letter or digit; "
-        "nothing was read or written for it",
+        f"is not {_NAME_RULE} (followed by @ and {VERSION_CHARS} hex digits for a label "
+        "export); nothing was read or written for it",
+    )
+
+
+def check_folder_name(name: object, what: str = "folder name") -> str:
+    """`name` if it follows FOLDER_NAME: a drop folder's name, used as its partition key."""
+    return _matching(
+        FOLDER_NAME, name, what, f"is not {_NAME_RULE}; nothing was read or written for it"
     )
 
 

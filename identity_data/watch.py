@@ -1,17 +1,27 @@
 """Sensors that turn files landing under a lake prefix into dynamic partitions and runs."""
 
+import hashlib
 import json
 from collections.abc import Callable
 
 import dagster as dg
 
-from identity_data.safety import UnsafePathError
+from identity_data.safety import UnsafePathError, describe, key_fault
 from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.stores.deployment import Deployment
 
 MAX_RUNS_PER_TICK = 25
 # Tag on every sensor-launched run: the runs list shows which file a run is for.
 FILE_TAG = "identity_data/file"
+
+
+def cursor_key(key: str) -> str:
+    """How the cursor (stored in the instance) remembers an object: by its key, or, for a key
+    outside the object-key grammar (a name with `@`, a space or non-ASCII may be personal data),
+    by a digest of it, which no key in the grammar can equal (it admits no `:`)."""
+    if key_fault(key) is None:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def build_drop_sensor(
@@ -46,17 +56,22 @@ def build_drop_sensor(
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         new_keys: list[str] = []
         runs: list[dg.RunRequest] = []
-        for obj in deployment.lake.list(prefix, suffixes):
+        skipped: list[tuple[int, str, UnsafePathError]] = []
+        listed = 0
+        for listed, obj in enumerate(deployment.lake.list(prefix, suffixes), start=1):
             if len(runs) >= max_runs:
+                listed -= 1
                 break
-            if seen.get(obj.key) == obj.version:
+            remembered = cursor_key(obj.key)
+            if seen.get(remembered) == obj.version:
                 continue
-            seen[obj.key] = obj.version
+            seen[remembered] = obj.version
             try:
                 partition = partition_for(obj, deployment.lake)
             except UnsafePathError as err:
-                # Logged once per content version (the cursor holds it); no partition, no run.
-                context.log.warning(f"skipped: {err}")
+                # Named by position and digest: the key may be personal data. Logged once per
+                # content version (the cursor holds it); no partition, no run.
+                skipped.append((listed, obj.key, err))
                 continue
             if partition is None:
                 continue
@@ -68,6 +83,16 @@ def build_drop_sensor(
                     partition_key=partition,
                     tags={FILE_TAG: obj.key},
                 )
+            )
+        for position, key, err in skipped:
+            context.log.warning(
+                f"skipped object {position} of {listed} under {prefix}/ "
+                f"(key {describe(key)}): {err}"
+            )
+        if skipped:
+            context.log.warning(
+                f"{len(skipped)} of {listed} objects under {prefix}/ skipped: their names break "
+                "the partition-key grammar; each is logged once per content version"
             )
         return dg.SensorResult(
             run_requests=runs,

@@ -1,10 +1,12 @@
 """Hostile inputs carrying personal data go through the real sensors and runs; afterwards no
 file of the Dagster instance, and none of the lake outside the source systems, holds any of it.
 
-Inputs: a campaign manifest with an unterminated quote, one with wrong types and unsafe paths,
-label exports that are malformed JSON, not UTF-8, of wrong types, for unknown and malformed
-capture ids, a flat CSV export with a broken quote, and rows of the capture database whose
-capture id, subject reference and blob path are personal data. They take the path `make demo`
+Inputs: a campaign manifest with quotes left open mid-file and free text in its device and
+source label, one whose header is broken, one with wrong types and unsafe paths, a campaign folder
+and a label export named by an e-mail address, label exports that are malformed JSON, not UTF-8,
+of wrong types, for unknown and malformed capture ids, a flat CSV export with a broken quote, and
+rows of the capture database whose capture id, subject reference, device and blob path are
+personal data. They take the path `make demo`
 and the daemon take: the sensors' ticks on a real instance, each run request a real run.
 
 Scope of the scan:
@@ -199,6 +201,8 @@ def write_label_exports(exports: Path) -> None:
     (exports / "hostile-quote.csv").write_text(
         header + f'cap-hostile-3,7,attack_type,print,"{NAME} {EMAIL} {DOC}\n'
     )
+    # A name outside the partition-key grammar: skipped by the sensor, never a key or a tag.
+    (exports / f"{EMAIL}.json").write_text(json.dumps([_task("cap-hostile-3", _annotation(11))]))
 
 
 def write_campaigns(campaigns: Path) -> None:
@@ -207,12 +211,33 @@ def write_campaigns(campaigns: Path) -> None:
     header = "capture_id,subject_ref,capture_type,device,captured_at,file\n"
     quoted = campaigns / "hostile-quote"
     quoted.mkdir()
+    at = "2026-11-28T10:00:00Z"
+    # Quotes left open mid-file (polars merged lines 2-4 into one record and line 3 vanished),
+    # then free text where a device or a source label belongs.
     (quoted / "manifest.csv").write_text(
-        header
-        + f'cap-hostile-q,"{EMAIL},selfie,lab-rig-1,2026-11-28T10:00:00Z,{image.name}\n'
-        + f"cap-hostile-r,{NAME} {DOC},selfie,lab-rig-1,2026-11-28T10:00:00Z,{image.name}\n"
+        header.replace("\n", ",source_label\n")
+        + f'cap-hostile-q,"{EMAIL},selfie,lab-rig-1,{at},{image.name},face\n'
+        + f"cap-hostile-r,{NAME} {DOC},selfie,lab-rig-1,{at},{image.name},face\n"
+        + f'cap-hostile-s,{DOC}",selfie,lab-rig-1,{at},{image.name},face\n'
+        + f"cap-hostile-t,{DOC},selfie,{EMAIL},{at},{image.name},face\n"
+        + f"cap-hostile-u,{DOC},selfie,{NAME},{at},{image.name},face\n"
+        + f"cap-hostile-v,{DOC},selfie,lab-rig-1,{at},{image.name},{EMAIL}\n"
+        + f'cap-hostile-w,{DOC},selfie,lab-rig-1,"{at}"{NAME},{image.name},face\n'
     )
     (quoted / image.name).write_bytes(image.read_bytes())
+    header_broken = campaigns / "hostile-header"
+    header_broken.mkdir()
+    (header_broken / "manifest.csv").write_text(
+        f'capture_id,"{EMAIL},subject_ref,capture_type,device,captured_at,file\n'
+        + f"cap-hostile-h,{NAME},selfie,lab-rig-1,{at},{image.name}\n"
+    )
+    # A folder named by an e-mail address: skipped by the sensor, never a partition key.
+    named = campaigns / EMAIL
+    named.mkdir()
+    (named / "manifest.csv").write_text(
+        header + f"cap-hostile-n,{DOC},selfie,lab-rig-1,{at},{image.name}\n"
+    )
+    (named / image.name).write_bytes(image.read_bytes())
     typed = campaigns / "hostile-types"
     typed.mkdir()
     (typed / "cap-hostile-3.jpg").write_bytes(image.read_bytes())
@@ -245,13 +270,15 @@ def write_db_rows(db: Path) -> None:
             "('sess-hostile', 'subj-hostile', 'phone', '2026-11-28 09:00:00')"
         )
         rows = [
-            (EMAIL, EMAIL, "selfie", blob_path),
-            ("cap-hostile-db-1", NAME, "selfie", f"../{DOC}.jpg"),
-            ("cap-hostile-db-2", EMAIL, DOC, blob_path),
-            ("cap-hostile-db-3", EMAIL, "selfie", blob_path),
+            (EMAIL, EMAIL, "selfie", "phone", blob_path),
+            ("cap-hostile-db-1", NAME, "selfie", "phone", f"../{DOC}.jpg"),
+            ("cap-hostile-db-2", EMAIL, DOC, "phone", blob_path),
+            ("cap-hostile-db-3", EMAIL, "selfie", "phone", blob_path),
+            ("cap-hostile-db-4", DOC, "selfie", EMAIL, blob_path),
+            ("cap-hostile-db-5", DOC, "selfie", NAME, blob_path),
         ]
         con.executemany(
-            "INSERT INTO captures VALUES (?, 'sess-hostile', ?, ?, 'phone', "
+            "INSERT INTO captures VALUES (?, 'sess-hostile', ?, ?, ?, "
             "'2026-11-28 10:00:00.000000', ?)",
             rows,
         )
@@ -315,11 +342,28 @@ def test_no_personal_data_reaches_the_instance_or_the_lake(sample_home, instance
         for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
     }
     assert failed == {
-        "landing/campaigns/hostile-quote/manifest.csv",
+        "landing/campaigns/hostile-header/manifest.csv",
         "label-exports/hostile-malformed.json",
         "label-exports/hostile-not-utf8.json",
     }
+    # The names outside the key grammar got no partition, so no run either.
+    for partitions in ("campaigns", "label_exports"):
+        assert not [k for k in instance.get_dynamic_partitions(partitions) if "@example" in k]
     tables = sample_home / "lake/tables"
+    # Each line of the broken manifest is one record: in = out + quarantined, lines counted.
+    quoted = pl.read_parquet(tables / "raw/campaign_captures/hostile-quote.parquet")
+    assert quoted["capture_id"].to_list() == ["cap-hostile-r", "cap-hostile-s"]
+    quoted_out = pl.read_parquet(tables / "raw/campaign_quarantine/hostile-quote.parquet")
+    assert quoted_out.sort("record").select("record", "field").rows() == [
+        (f"landing/campaigns/hostile-quote/manifest.csv:line {n}", field)
+        for n, field in [
+            (2, "subject_ref"),
+            (5, "device"),
+            (6, "device"),
+            (7, "source_label"),
+            (8, "captured_at"),
+        ]
+    ]
     manifest = pl.read_parquet(tables / "raw/campaign_captures/hostile-types.parquet")
     assert manifest["capture_id"].to_list() == ["cap-hostile-3"]
     assert manifest["subject_pseudonym"].str.len_chars().to_list() == [64]
@@ -339,6 +383,8 @@ def test_no_personal_data_reaches_the_instance_or_the_lake(sample_home, instance
     )
     records = set(production["record"])
     assert {"captures:cap-hostile-db-1", "captures:cap-hostile-db-2"} <= records
+    devices = production.filter(pl.col("field") == "device")["record"].to_list()
+    assert sorted(devices) == ["captures:cap-hostile-db-4", "captures:cap-hostile-db-5"]
     # The row whose capture id is an e-mail address is named by its position in the day.
     assert any(re.fullmatch(r"captures:2026-11-28 row \d+", r) for r in records)
 

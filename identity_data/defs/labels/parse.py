@@ -1,7 +1,8 @@
 """Parse label exports (Label Studio JSON, flat CSV) into annotations plus a quarantine.
 
 Accounting unit ("row"): one (annotation x result item) of a Label Studio export, where an
-annotation with an empty `result` counts as one row; one data line of a flat CSV export. Every row
+annotation with an empty `result` counts as one row; one physical data line of a flat CSV export
+(read by `csv_lines`: a quote left open spoils its own line, not the lines after it). Every row
 ends up in exactly one of the two returned frames, so rows in = annotations + quarantine.
 
 Structural damage (malformed JSON, a top level that is not a list, a CSV without the required
@@ -13,7 +14,6 @@ only values that passed their grammar (ids, known tasks and labels), never free 
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 from collections.abc import Iterator
@@ -23,6 +23,7 @@ from typing import BinaryIO
 import ijson
 import polars as pl
 
+from identity_data.csv_lines import FAULT_TEXT, Line, read_lines
 from identity_data.defs.labels import bounds
 from identity_data.defs.labels.bounds import ExportLimitError, JsonGuard, line_limited
 from identity_data.defs.labels.taxonomy import TAXONOMY, taxonomy_frame
@@ -37,7 +38,6 @@ _PEEK_BYTES = 1 << 16
 _BOM = b"\xef\xbb\xbf"
 _CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"  # ISO 8601 with `Z` or `+hh:mm`; naive is invalid
 CSV_COLUMNS = ("capture_id", "annotator", "task", "label", "labeled_at")
-_CSV_FAULTS = {UnicodeDecodeError: "not valid UTF-8", csv.Error: "malformed CSV"}
 
 # One row per accounting row, before validation. `ann_issue` / `item_issue` / `late_issue` are
 # problems found while streaming; `late_issue` ranks after every vectorised rule.
@@ -289,28 +289,34 @@ def parse_flat_csv(
     `duplicate_annotation`.
     """
     rows = _ChunkedFrame()
+    number = 0
     with _binary(source) as raw:
         fh = line_limited(raw, source_file)
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-        reader = csv.DictReader(text)
         try:
-            if reader.fieldnames is None:
+            lines = read_lines(text)
+            header = next(lines, None)
+            if header is None:
                 raise LabelExportError(f"{source_file}: zero bytes; a CSV export needs its header")
-            header = reader.fieldnames
-            missing = [c for c in CSV_COLUMNS if c not in header]
+            number = header.number
+            if header.fault:
+                raise LabelExportError(
+                    f"{source_file}: line {number}: header column {(header.column or 0) + 1}: "
+                    f"{FAULT_TEXT[header.fault]}"
+                )
+            missing = [c for c in CSV_COLUMNS if c not in header.fields]
             if missing:
                 raise LabelExportError(
-                    f"{source_file}: line 1: header lacks column(s) {', '.join(missing)}"
+                    f"{source_file}: line {number}: header lacks column(s) {', '.join(missing)}"
                 )
-            for record in reader:
-                rows.add(_csv_row(record, reader.line_num))
+            for line in lines:
+                number = line.number
+                rows.add(_csv_row(line, header.fields))
         except ExportLimitError as exc:
             raise LabelExportError(str(exc)) from None
-        except (UnicodeDecodeError, csv.Error) as exc:
-            # Both messages can quote the bytes at fault; the class and the line suffice.
-            raise LabelExportError(
-                f"{source_file}: line {reader.line_num + 1}: {_CSV_FAULTS[type(exc)]}"
-            ) from None
+        except UnicodeDecodeError:
+            # The decoder's message quotes the bytes at fault; the line suffices.
+            raise LabelExportError(f"{source_file}: line {number + 1}: not valid UTF-8") from None
         finally:
             # Leave a caller's stream open: closing the wrappers would close it.
             text.detach()
@@ -320,14 +326,24 @@ def parse_flat_csv(
     )
 
 
-def _csv_row(record: dict[str | None, object], line: int) -> tuple:
-    values = {c: str(record.get(c) or "").strip() or None for c in CSV_COLUMNS}
-    absent = next((c for c in CSV_COLUMNS if values[c] is None), None)
-    issue = f"missing_field:{absent}" if absent else ("extra_fields" if None in record else None)
+def _csv_row(line: Line, header: tuple[str, ...]) -> tuple:
+    """A line as a raw row; a line with broken quoting keeps no value, only its reason, naming
+    its column if it is one of CSV_COLUMNS (other header text is input)."""
+    if line.fault:
+        at = line.column or 0
+        name = header[at] if at < len(header) else None
+        values = dict.fromkeys(CSV_COLUMNS)
+        issue = f"{line.fault}:{name if name in CSV_COLUMNS else f'column_{at + 1}'}"
+    else:
+        record = dict(zip(header, line.fields, strict=False))
+        values = {c: (record.get(c) or "").strip() or None for c in CSV_COLUMNS}
+        absent = next((c for c in CSV_COLUMNS if values[c] is None), None)
+        extra = len(line.fields) > len(header)
+        issue = f"missing_field:{absent}" if absent else ("extra_fields" if extra else None)
     return (
-        line,
+        line.number,
         values["capture_id"],
-        f"line-{line}",
+        f"line-{line.number}",
         values["annotator"],
         values["task"],
         values["label"],

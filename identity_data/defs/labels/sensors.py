@@ -9,13 +9,12 @@ from pathlib import PurePosixPath
 import dagster as dg
 
 from identity_data.defs.labels.partitions import label_exports
-from identity_data.safety import UnsafePathError, check_partition_key, describe
+from identity_data.safety import VERSION_CHARS, UnsafePathError, check_partition_key, describe
 from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.watch import build_drop_sensor
 
 EXPORT_PREFIX = "label-exports"
 EXPORT_SUFFIXES = (".json", ".csv")
-VERSION_CHARS = 12
 EMPTY_MAX_BYTES = 64
 
 

@@ -19,7 +19,7 @@ from identity_data.defs.raw.extract import (
 )
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.fanout import backfill_policy
-from identity_data.safety import check_partition_key
+from identity_data.safety import check_folder_name
 from identity_data.sources import SOURCES, CaptureSource
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.deployment import Deployment
@@ -94,7 +94,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
             quarantines = Spill(Path(tmp), "quarantine", RawQuarantine, ("field", "decode_status"))
             for partition in context.partition_keys:
                 # The UI accepts any key; a campaign's key becomes a folder path.
-                check_partition_key(partition, f"{source.name} partition")
+                check_folder_name(partition, f"{source.name} partition")
                 stored, preceding = None, None
                 for records, store in EXTRACTORS[source.extractor](deployment, source, partition):
                     rows_in += records.height

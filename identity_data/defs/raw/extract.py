@@ -19,11 +19,12 @@ import polars as pl
 import sqlalchemy as sa
 
 from identity_data import capture_db
+from identity_data.csv_lines import FAULT_TEXT, Line, read_lines
 from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.imaging import decode
 from identity_data.privacy import pseudonymise
 from identity_data.safety import ID_PATTERN as CAPTURE_ID
-from identity_data.safety import UnsafePathError, key_fault
+from identity_data.safety import TOKEN_PATTERN, TOKEN_RULE, UnsafePathError, key_fault
 from identity_data.sources import CAPTURE_TYPES
 from identity_data.stores.blobs import BlobStore, content_key
 from identity_data.stores.content_cache import ContentCache
@@ -40,6 +41,9 @@ RECORD_SCHEMA = {
     "source_label": pl.String,
 }
 MANIFEST_COLUMNS = ("capture_id", "subject_ref", "capture_type", "device", "captured_at", "file")
+# Columns read from a manifest (`source_label` only open datasets have), and the per-line ones.
+MANIFEST_COLUMNS_READ = (*MANIFEST_COLUMNS, "source_label")
+_LINE = ("line", "line_field", "line_fault")
 # Rows a batch holds: memory is a few times this, whatever the day; per-batch costs (a
 # validation, a spill file) are amortised over it.
 BATCH_ROWS = 100_000
@@ -103,23 +107,48 @@ def _as_utc(expr: pl.Expr) -> pl.Expr:
 
 
 def manifest_records(store: BlobStore, folder: str) -> pl.DataFrame:
-    """A drop folder's manifest.csv, every field kept as text so bad values can be named."""
+    """A drop folder's manifest.csv, every field kept as text so bad values can be named.
+
+    One record per physical line (`csv_lines`): a line whose quoting is broken or whose field
+    count differs from the header's is a record too, carrying only its `line_field` and
+    `line_fault`, so the lines after it are neither lost nor merged into it."""
     key = f"{folder}/manifest.csv"
+    data = store.read(key)
     try:
-        raw = pl.read_csv(io.BytesIO(store.read(key)), infer_schema=False)
-    except (pl.exceptions.PolarsError, UnicodeDecodeError) as err:
-        # polars' message quotes the offending row (personal data): only its class goes on.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        # The decoder's message quotes the bytes at fault (personal data): the line suffices.
+        line = data[: err.start].count(b"\n") + 1
+        raise ManifestError(f"{key}: line {line}: not valid UTF-8") from None
+    lines = read_lines(io.StringIO(text, newline=""))
+    header = next(lines, None)
+    if header is None:
+        raise ManifestError(f"{key}: line 1: empty; a manifest needs its header")
+    if header.fault:
         raise ManifestError(
-            f"{key}: not a readable UTF-8 CSV ({type(err).__name__}: e.g. an unterminated "
-            "quote, a ragged row or invalid UTF-8)"
-        ) from None
-    missing = [c for c in MANIFEST_COLUMNS if c not in raw.columns]
+            f"{key}: line {header.number}: header column {(header.column or 0) + 1}: "
+            f"{FAULT_TEXT[header.fault]}"
+        )
+    columns = header.fields
+    missing = [c for c in MANIFEST_COLUMNS if c not in columns]
     if missing:
         raise ValueError(f"{key}: manifest lacks columns {missing}")
-    if "source_label" not in raw.columns:
-        raw = raw.with_columns(source_label=pl.lit(None, pl.String))
-    return raw.with_row_index("line", offset=2).select(
-        record=pl.lit(f"{key}:line ") + pl.col("line").cast(pl.String),
+    repeated = sorted({c for c in MANIFEST_COLUMNS_READ if columns.count(c) > 1})
+    if repeated:
+        raise ManifestError(f"{key}: line {header.number}: header repeats columns {repeated}")
+    at = {c: columns.index(c) if c in columns else None for c in MANIFEST_COLUMNS_READ}
+    values: dict[str, list[str | None]] = {c: [] for c in (*MANIFEST_COLUMNS_READ, *_LINE)}
+    for line in lines:
+        fault = _line_fault(line, columns)
+        for name, i in at.items():
+            # An empty field is null, as polars read it; the rules test for null.
+            values[name].append(None if fault or i is None else (line.fields[i] or None))
+        values["line"].append(str(line.number))
+        values["line_field"].append(fault and fault[0])
+        values["line_fault"].append(fault and fault[1])
+    raw = pl.DataFrame(values, schema=dict.fromkeys(values, pl.String))
+    return raw.select(
+        record=pl.lit(f"{key}:line ") + pl.col("line"),
         capture_id=pl.col("capture_id").str.strip_chars(),
         subject_ref=pl.col("subject_ref"),
         capture_type=pl.col("capture_type"),
@@ -128,7 +157,22 @@ def manifest_records(store: BlobStore, folder: str) -> pl.DataFrame:
         raw_captured_at=pl.col("captured_at"),
         blob_key=pl.lit(f"{folder}/") + pl.col("file"),
         source_label=pl.col("source_label"),
+        line_field=pl.col("line_field"),
+        line_fault=pl.col("line_fault"),
     )
+
+
+def _line_fault(line: Line, columns: tuple[str, ...]) -> tuple[str, str] | None:
+    """(field, reason) of a line that cannot be read as a record, or None. A column is named only
+    if it is one the manifest defines: any other header text is input, and may be free text."""
+    if line.fault:
+        at = line.column or 0
+        name = columns[at] if at < len(columns) else None
+        field = name if name in MANIFEST_COLUMNS_READ else f"column {at + 1}"
+        return field, FAULT_TEXT[line.fault]
+    if len(line.fields) != len(columns):
+        return "row", f"{len(line.fields)} fields where the header has {len(columns)}"
+    return None
 
 
 def _record_faults(records: pl.DataFrame, preceding_id: str | None = None) -> pl.DataFrame:
@@ -138,7 +182,11 @@ def _record_faults(records: pl.DataFrame, preceding_id: str | None = None) -> pl
     the frame or equals `preceding_id`, the last id of the batch before: batches come sorted by
     capture id, so that one id is all the memory a whole day's duplicate detection needs."""
     raw_ts = pl.col("raw_captured_at") if "raw_captured_at" in records.columns else pl.lit(None)
-    rules = [
+    # A manifest line that could not be read as a record (broken quoting, a ragged row).
+    line_fault = pl.col("line_fault") if "line_fault" in records.columns else pl.lit(None)
+    line_field = pl.col("line_field") if "line_field" in records.columns else pl.lit(None)
+    rules: list[tuple[str | pl.Expr, pl.Expr, str | pl.Expr]] = [
+        (line_field, line_fault.is_not_null(), line_fault),
         ("capture_id", pl.col("capture_id").is_null() | (pl.col("capture_id") == ""), "missing"),
         (
             "capture_id",
@@ -157,6 +205,13 @@ def _record_faults(records: pl.DataFrame, preceding_id: str | None = None) -> pl
             pl.when(raw_ts.is_null())
             .then(pl.lit("missing"))
             .otherwise(pl.lit("not an ISO 8601 timestamp")),
+        ),
+        # Free text passes to the tables as is: only a token, never a name or an address.
+        ("device", ~pl.col("device").str.contains(TOKEN_PATTERN).fill_null(True), TOKEN_RULE),
+        (
+            "source_label",
+            ~pl.col("source_label").str.contains(TOKEN_PATTERN).fill_null(True),
+            TOKEN_RULE,
         ),
         ("blob_key", pl.col("blob_key").is_null(), "missing"),
         # Checked before any read: a path that could leave its folder is never opened.
@@ -182,7 +237,9 @@ def _record_faults(records: pl.DataFrame, preceding_id: str | None = None) -> pl
         first = first.when(cond).then(i)
     field, reason = pl.when(False).then(None), pl.when(False).then(None)
     for i, (name, _, why) in enumerate(rules):
-        field = field.when(pl.col("_rule") == i).then(pl.lit(name))
+        field = field.when(pl.col("_rule") == i).then(
+            pl.lit(name) if isinstance(name, str) else name
+        )
         reason = reason.when(pl.col("_rule") == i).then(
             pl.lit(why) if isinstance(why, str) else why
         )

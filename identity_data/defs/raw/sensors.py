@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 import dagster as dg
 
-from identity_data.safety import check_partition_key
+from identity_data.safety import check_folder_name
 from identity_data.sources import campaigns
 from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.watch import build_drop_sensor
@@ -19,7 +19,7 @@ def campaign_of(obj: ObjectInfo, store: BlobStore) -> str | None:
     path = PurePosixPath(obj.key)
     if path.name != "manifest.csv" or path.parent.parent != PurePosixPath(CAMPAIGN_PREFIX):
         return None
-    return check_partition_key(path.parent.name, f"campaign folder of {CAMPAIGN_PREFIX}")
+    return check_folder_name(path.parent.name, f"campaign folder of {CAMPAIGN_PREFIX}")
 
 
 campaign_sensor = build_drop_sensor(

@@ -207,6 +207,31 @@ def test_flat_csv_same_rules_with_line_numbers() -> None:
     ]
 
 
+def test_flat_csv_open_quote_quarantines_only_its_line() -> None:
+    """The csv module merged every line up to the next quote into one record, so the lines
+    between vanished inside it; each physical line is now one row."""
+    probe = "probe.person@example.org"
+    body = (
+        "cap-1,a1,attack_type,print,2026-11-28T10:00:00Z\n"
+        f'cap-2,"{probe},attack_type,print,2026-11-28T10:00:00Z\n'
+        "cap-3,a1,attack_type,print,2026-11-28T10:00:00Z\n"
+        'cap-4,a1",attack_type,print,2026-11-28T10:00:00Z\n'
+        f'cap-5,a1,attack_type,"print"{probe},2026-11-28T10:00:00Z\n'
+        "cap-6,a1,attack_type,print,2026-11-28T10:00:00Z\n"
+    )
+    annotations, quarantine = parse_flat_csv(
+        io.BytesIO((CSV_HEADER + body).encode()), "exp-3", "flat.csv"
+    )
+    assert annotations.height + quarantine.height == body.count("\n")
+    assert annotations["capture_id"].to_list() == ["cap-1", "cap-3", "cap-6"]
+    assert quarantine.select("task_position", "capture_id", "reason").rows() == [
+        (3, None, "unterminated_quote:annotator"),
+        (5, "cap-4", "malformed_annotator"),
+        (6, None, "malformed_quote:label"),
+    ]
+    assert probe not in quarantine.write_csv()
+
+
 def test_flat_csv_missing_column_is_an_error() -> None:
     with pytest.raises(LabelExportError, match=r"^flat\.csv: line 1: .*labeled_at"):
         parse_flat_csv(io.BytesIO(b"capture_id,annotator,task,label\n"), "e", "flat.csv")

@@ -96,9 +96,11 @@ def test_zero_byte_export_gets_a_run_that_fails_visibly(instance, exports):
         "a\u2215b.json",
         "-x.json",
         "x" * 210 + ".json",
+        "zebulon.probe@example.org.json",
+        "probe@0123456789ab.json",
     ],
 )
-def test_names_outside_the_key_grammar_are_skipped(instance, exports, name):
+def test_names_outside_the_key_grammar_are_skipped(instance, exports, name, capfd):
     (exports / name).write_text("[]  ")
     write(exports, "good.json")
     result = tick(instance, None)
@@ -106,6 +108,22 @@ def test_names_outside_the_key_grammar_are_skipped(instance, exports, name):
     assert [p.split("@")[0] for p in instance.get_dynamic_partitions("label_exports")] == [
         "good.json"
     ]
+    assert "1 of 2 objects under label-exports/ skipped" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["zebulon.probe@example.org.json", "Zébulon Quxley.json"])
+def test_a_skipped_export_is_logged_and_remembered_without_its_name(instance, exports, name, capfd):
+    (exports / name).write_text(json.dumps([{"id": 1}]))
+    result = tick(instance, None)
+    assert result.run_requests == []
+    logged = capfd.readouterr()
+    assert "object 1 of 1 under label-exports/" in logged.err
+    stem = name.removesuffix(".json")
+    for text in (logged.out + logged.err, result.cursor or ""):
+        assert stem not in text and ascii(stem)[1:-1] not in text
+    # Remembered (by digest) in the cursor: the next tick neither requests nor logs it again.
+    assert tick(instance, result.cursor).run_requests == []
+    assert "skipped" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -118,6 +136,7 @@ def test_names_outside_the_key_grammar_are_skipped(instance, exports, name):
         "\uff0e\uff0e\uff0fx.json@0123456789ab",
         "x.json@not-hex-at-all",
         "x.json",
+        "zebulon.probe@example.org@0123456789ab",
     ],
 )
 def test_export_partition_keys_are_checked_where_used(key):

@@ -244,20 +244,87 @@ def test_store_refuses_keys_outside_its_root(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+HEADER = b"capture_id,subject_ref,capture_type,device,captured_at,file\n"
+
+
 def test_unreadable_manifest_fails_without_quoting_it(stores):
     src, _ = stores
     probe = b"probe.person@example.org"
-    src.put_if_absent(
-        "drop/c3/manifest.csv",
-        b"capture_id,subject_ref,capture_type,device,captured_at,file\n"
-        b'x1,"' + probe + b",selfie,cam,2026-11-28T10:00:00Z,a.jpg\n",
-    )
+    src.put_if_absent("drop/c3/manifest.csv", b'capture_id,"' + probe + b",file\nx,a\n")
     src.put_if_absent("drop/c4/manifest.csv", b"capture_id,file\n\xff\xfe" + probe + b",a\n")
-    for folder in ("drop/c3", "drop/c4"):
-        with pytest.raises(ManifestError, match=rf"^{folder}/manifest.csv: ") as err:
+    for folder, where in (("drop/c3", "line 1"), ("drop/c4", "line 2")):
+        with pytest.raises(ManifestError, match=rf"^{folder}/manifest.csv: {where}: ") as err:
             manifest_records(src, folder)
         assert probe.decode() not in str(err.value)
-        assert err.value.__cause__ is None and err.value.__suppress_context__
+        # No chained cause or context carries the third-party message either.
+        assert err.value.__cause__ is None
+        assert err.value.__context__ is None or err.value.__suppress_context__
+
+
+def test_an_open_quote_is_quarantined_on_its_own_line(stores):
+    """polars merged every line up to the next quote into one record: the lines between
+    vanished, and the merged one could even pass as a capture. Every physical line is a record."""
+    src, lake = stores
+    probe = "probe.person@example.org"
+    for i in range(1, 6):
+        src.put_if_absent(f"drop/c5/{i}.jpg", jpeg(10 * i))
+    lines = [
+        "x1,s1,selfie,cam,2026-11-28T10:00:00Z,1.jpg",
+        f'x2,s2,selfie,"cam {probe},2026-11-28T10:00:00Z,2.jpg',
+        "x3,s3,selfie,cam,2026-11-28T10:00:00Z,3.jpg",
+        # Where polars' merged record ended: a stray quote inside a field is text.
+        'x4,s4",selfie,cam,2026-11-28T10:00:00Z,4.jpg',
+        f'x5,s5,selfie,cam,"2026-11-28T10:00:00Z"{probe},5.jpg',
+        "x6,s6,selfie,cam,2026-11-28T10:00:00Z",
+        "x7,s7,selfie,cam,2026-11-28T10:00:00Z,5.jpg",
+    ]
+    src.put_if_absent("drop/c5/manifest.csv", HEADER + "\n".join(lines).encode() + b"\n")
+    recs = manifest_records(src, "drop/c5")
+    assert recs.height == len(lines)
+    manifest, bad = ingest(recs, src.read, lake, KEY, "campaign", "c5")
+    assert manifest.height + bad.height == len(lines)
+    assert manifest["capture_id"].to_list() == ["x1", "x3", "x4", "x7"]
+    assert bad.select("record", "capture_id", "field", "reason").rows() == [
+        (
+            "drop/c5/manifest.csv:line 3",
+            None,
+            "device",
+            "unterminated quote: a field cannot span lines",
+        ),
+        ("drop/c5/manifest.csv:line 6", None, "captured_at", "text after a closing quote"),
+        ("drop/c5/manifest.csv:line 7", None, "row", "5 fields where the header has 6"),
+    ]
+    assert probe not in recs.write_csv() + bad.write_csv()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("device", "probe.person@example.org"),
+        ("device", "Jane Doe"),
+        ("device", "x" * 65),
+        ("device", "phone\u200b"),
+        ("source_label", "probe.person@example.org"),
+        ("source_label", "Jane Doe"),
+        ("source_label", "face\n"),
+    ],
+)
+def test_free_text_columns_outside_their_grammar_are_quarantined(stores, field, value):
+    """Free text typed into a device or a dataset's label could be a name or an e-mail address;
+    those columns hold tokens, and a row with anything else is kept out naming the field."""
+    src, lake = stores
+    src.put_if_absent("a.jpg", jpeg(10))
+    rows = [
+        {"record": "r1", "capture_id": "c1", "blob_key": "a.jpg", "source_label": "face"},
+        {"record": "r2", "capture_id": "c2", "blob_key": "a.jpg", field: value},
+        {"record": "r3", "capture_id": "c3", "blob_key": "a.jpg", "device": None},
+    ]
+    manifest, bad = ingest(records(rows), src.read, lake, KEY, "open_dataset", "d")
+    assert manifest["capture_id"].to_list() == ["c1", "c3"]
+    assert bad.select("record", "capture_id", "field", "reason").rows() == [
+        ("r2", "c2", field, "not a token of A-Z a-z 0-9 . _ : - (1-64 characters)")
+    ]
+    assert value.strip() not in bad.write_csv()
 
 
 def test_a_db_row_with_a_free_text_capture_id_is_named_by_position(tmp_path, stores):
