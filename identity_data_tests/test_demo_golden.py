@@ -22,20 +22,19 @@ import polars as pl
 import pytest
 
 from identity_data import demo
+from identity_data_tests.daemon import VOLATILE_COLUMNS
 from identity_data_tests.test_demo import ARGS
 
 GOLDEN = Path(__file__).parent / "golden" / "demo_tables.json"
 REGENERATE = "IDENTITY_DATA_REGENERATE_GOLDEN"
 # Fixed so that subject pseudonyms (a keyed hash) are the same on every run.
 KEY = "53b3337ad24cdeaff122390e304f899145fd02ead9d2651daf76b92071cdc499"
-# Columns that record when something ran, not what it produced.
-VOLATILE = {"loaded_at", "materialized_at", "parsed_at", "extracted_at", "inferred_at"}
 
 
 def fingerprint(frame: pl.DataFrame, home: Path) -> dict[str, object]:
     """Row count and a digest of the rows independent of their order and of column order; local
     blob URIs hold the (temporary) data home, which is replaced by a placeholder."""
-    frame = frame.select(sorted(c for c in frame.columns if c not in VOLATILE))
+    frame = frame.select(sorted(c for c in frame.columns if c not in VOLATILE_COLUMNS))
     text = frame.write_ndjson().replace(str(home), "$IDENTITY_DATA_HOME")
     lines = sorted(text.splitlines()) if frame.height else []
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
