@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -99,11 +100,13 @@ class ReporterRequested(dg.AutomationCondition[dg.AssetKey]):
 
 
 def _reported(
-    instance: dg.DagsterInstance, key: dg.AssetKey, after: int, until: int, source: str
+    instance: dg.DagsterInstance, key: dg.AssetKey, after: int, until: int | None, source: str
 ) -> set[str]:
     # Bounded by this tick's last event id: a later event is read on the next tick, once.
     records_filter = dg.AssetRecordsFilter(
-        asset_key=key, after_storage_id=after, before_storage_id=until + 1
+        asset_key=key,
+        after_storage_id=after,
+        before_storage_id=None if until is None else until + 1,
     )
     keys: set[str] = set()
     cursor = None
@@ -112,8 +115,9 @@ def _reported(
             records_filter, limit=PAGE, cursor=cursor, ascending=True
         )
         for record in page.records:
-            entry = record.asset_materialization.metadata.get(CHANGED_PARTITIONS)
-            keys |= set(entry.value.get(source, [])) if entry else set()
+            materialization = record.asset_materialization
+            changed = _json_object(materialization, CHANGED_PARTITIONS) if materialization else None
+            keys |= set(changed.get(source, [])) if changed else set()
         if not page.has_more:
             return keys
         cursor = page.cursor
@@ -131,7 +135,9 @@ def refreshed_on_change(reporters: Sequence[dg.AssetKey], source: str) -> dg.Aut
         | ReportedChange(reporters, source)
     )
     return (
-        trigger.since_last_handled()
+        # Dagster types since_last_handled() for asset-or-check conditions only; unlike since(),
+        # it lacks the overloads for an asset-only operand such as ReportedChange.
+        trigger.since_last_handled()  # pyright: ignore[reportAttributeAccessIssue]
         & ~AC.any_deps_missing()
         & ~ReporterRequested(reporters)
         & _waits()
@@ -166,5 +172,17 @@ def change_metadata(
 def previous_digests(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, str] | None:
     event = instance.get_latest_materialization_event(key)
     materialization = event.asset_materialization if event else None
-    entry = materialization.metadata.get(PARTITION_DIGESTS) if materialization else None
-    return dict(entry.value) if entry else None
+    digests = _json_object(materialization, PARTITION_DIGESTS) if materialization else None
+    return None if digests is None else dict(digests)
+
+
+def _json_object(materialization: dg.AssetMaterialization, key: str) -> Mapping[str, Any] | None:
+    """The JSON object a pooled asset wrote under metadata `key`; None when it wrote none."""
+    entry = materialization.metadata.get(key)
+    if entry is None:
+        return None
+    if not isinstance(entry, dg.JsonMetadataValue) or not isinstance(entry.data, Mapping):
+        raise TypeError(
+            f"{materialization.asset_key.to_user_string()}: metadata {key} is not a JSON object"
+        )
+    return entry.data

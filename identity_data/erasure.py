@@ -33,10 +33,11 @@ from identity_data.stores.deployment import blob_store
 
 def run_request(request_id: str, instance: dg.DagsterInstance) -> bool:
     from identity_data.definitions import defs as load_defs
+    from identity_data.definitions import materializable
 
     defs = load_defs()
     result = dg.materialize(
-        list(defs.assets or []),
+        materializable(defs),
         selection=dg.AssetSelection.assets(AUDIT).required_multi_asset_neighbors(),
         partition_key=request_id,
         instance=instance,

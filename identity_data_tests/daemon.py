@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from identity_data import demo
+from identity_data.dagster_private import sensor_ids
 from identity_data.settings import ENV, HOME
 from identity_data_tests.services import Service
 
@@ -137,8 +138,7 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float, daemon:
 
 def ticks(instance: dg.DagsterInstance, sensor: str, after: float) -> list:
     """The sensor's ticks that started after `after` (epoch seconds), oldest first."""
-    origin = demo._origin(sensor)
-    found = instance.get_ticks(origin.get_id(), origin.get_selector().get_id(), limit=200)
+    found = instance.get_ticks(*sensor_ids(demo.location(), sensor), limit=200)
     return sorted((t for t in found if t.timestamp > after), key=lambda t: t.timestamp)
 
 

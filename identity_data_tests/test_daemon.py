@@ -18,10 +18,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
-from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 from polars.testing import assert_frame_equal
 
 from identity_data import demo
+from identity_data.dagster_private import PARENT_RUN_ID_TAG
 from identity_data.defs.automation import RUN_TAGS
 from identity_data.launcher import _worker_pid
 from identity_data.sample import generate

@@ -4,21 +4,22 @@ deployment's environment), and a 30-day backfill through a real instance's backf
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.test_utils import create_test_daemon_workspace_context
-from dagster._core.workspace.load_target import ModuleTarget
-from dagster._daemon.backfill import execute_backfill_iteration
 
+from identity_data.dagster_private import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,
+    CodeLocation,
+    run_backfill,
+)
 from identity_data.fanout import FANOUT, PARTITIONS_PER_RUN
 from identity_data.settings import ENV
 from identity_data_tests.services import REPO
@@ -133,38 +134,17 @@ def _backfill(
     monkeypatch.delenv(FANOUT, raising=False)
     end = date(2026, 11, 28)
     days = [(end - timedelta(days=i)).isoformat() for i in reversed(range(30))]
-    target = ModuleTarget(
+    location = CodeLocation(
         module_name="identity_data.definitions",
         attribute="defs",
         working_directory=str(REPO),
         location_name="identity_data",
+        repository_name="__repository__",
     )
-    with create_test_daemon_workspace_context(target, instance) as workspace:
-        request = workspace.create_request_context()
-        (entry,) = request.get_code_location_entries().values()
-        assert entry.code_location is not None, entry.load_error
-        backfill = PartitionBackfill.from_asset_partitions(
-            backfill_id="thirtydays",
-            asset_graph=request.asset_graph,
-            partition_names=days,
-            asset_selection=RAW,
-            backfill_timestamp=time.time(),
-            tags={},
-            dynamic_partitions_store=instance,
-            all_partitions=False,
-            title=None,
-            description=None,
-            run_config=None,
-        )
-        instance.add_backfill(backfill)
-        for _ in range(3):
-            list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "thirtydays"}))
+    run_backfill(instance, location, "thirtydays", RAW, days, iterations=3)
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: "thirtydays"}))
     ranges = sorted(
-        (
-            run.tags["dagster/asset_partition_range_start"],
-            run.tags["dagster/asset_partition_range_end"],
-        )
+        (run.tags[ASSET_PARTITION_RANGE_START_TAG], run.tags[ASSET_PARTITION_RANGE_END_TAG])
         for run in runs
     )
     assert ranges == _chunks(days, per_run)

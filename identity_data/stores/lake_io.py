@@ -12,13 +12,13 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
-from dagster._core.storage.upath_io_manager import is_dict_type
 from dagster_polars import PolarsParquetIOManager
 from dagster_polars.io_managers.utils import get_metadata_schema
 from pydantic import PrivateAttr
 from upath import UPath
 
 from identity_data.contracts import ALLOW_MISSING_PARTITIONS, PARTITION_COLUMN
+from identity_data.dagster_private import is_dict_type
 from identity_data.metadata import add_partition_metadata, partition_metadata
 from identity_data.safety import UnsafePathError, check_partition_key
 from identity_data.settings import resolve_settings
@@ -91,7 +91,9 @@ class LakeIOManager(PolarsParquetIOManager):
         # special-category data, so only the schema and the row count reach Dagster's metadata.
         if obj is None:
             return {"missing": dg.MetadataValue.bool(True)}
-        metadata = {"dagster/column_schema": get_metadata_schema(obj)}
+        metadata: dict[str, dg.MetadataValue] = {
+            "dagster/column_schema": dg.MetadataValue.table_schema(get_metadata_schema(obj))
+        }
         if isinstance(obj, pl.DataFrame):
             metadata["dagster/row_count"] = dg.MetadataValue.int(obj.height)
         return metadata
@@ -125,7 +127,9 @@ class LakeIOManager(PolarsParquetIOManager):
         # The UI and the API accept any partition key; this one is about to become a file name.
         check_partition_key(partition, f"{context.asset_key.to_user_string()} partition")
         full = super().get_path_for_partition(context, path, partition)
-        if _is_local(full) and not Path(full).resolve().is_relative_to(Path(path).resolve()):
+        if _is_local(full) and not Path(full.path).resolve().is_relative_to(
+            Path(path.path).resolve()
+        ):
             raise UnsafePathError(f"partition {partition} resolves outside {path}")
         return full
 

@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.annotations.schemas import PartitionedAnnotations
+from identity_data.metadata import number
 from identity_data.validation import schema_check, schema_check_spec
 
 # Below this many selfies a rate is noise (one miss in 4 is 25 points): the check reports, passes.
@@ -38,7 +39,7 @@ def annotation_check_results(
         (pl.col("capture_type") == "selfie") & (pl.col("source_label").fill_null("") != "non_face")
     ).select("capture_id")
     selfies = rows.join(selfies, on="capture_id").filter(pl.col("decode_status") == "ok")
-    face_rate = float((selfies["face_count"] > 0).mean()) if selfies.height else None
+    face_rate = number((selfies["face_count"] > 0).mean(), 0.0) if selfies.height else None
     yield dg.AssetCheckResult(
         check_name="selfie_face_rate",
         asset_key=key,

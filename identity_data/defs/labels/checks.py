@@ -10,7 +10,7 @@ import polars as pl
 from identity_data.defs.labels import consensus as cs
 from identity_data.defs.labels.metadata import LOW_CONFIDENCE
 from identity_data.defs.labels.taxonomy import TAXONOMY_VERSION, taxonomy_frame
-from identity_data.metadata import markdown_table
+from identity_data.metadata import markdown_table, number
 
 MIN_COVERAGE = 0.8
 MAX_LOW_CONFIDENCE_SHARE = 0.2
@@ -104,15 +104,15 @@ def consensus_checks(
     pooled_rows: int,
 ) -> Iterator[dg.AssetCheckResult]:
     coverage = coverage_by_day(labels, captures.filter(pl.col("source") == "production"))
-    worst = coverage["coverage"].min() if coverage.height else 1.0
+    worst = number(coverage["coverage"].min(), 1.0)
     yield dg.AssetCheckResult(
         check_name="label_coverage",
         asset_key=labels_key,
-        passed=bool(worst >= MIN_COVERAGE),
+        passed=worst >= MIN_COVERAGE,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"min_daily_coverage": float(worst), "by_day": markdown_table(coverage)},
+        metadata={"min_daily_coverage": worst, "by_day": markdown_table(coverage)},
     )
-    low = float((labels["posterior"] < LOW_CONFIDENCE).mean() or 0.0) if labels.height else 0.0
+    low = number((labels["posterior"] < LOW_CONFIDENCE).mean(), 0.0)
     yield dg.AssetCheckResult(
         check_name="low_confidence_share",
         asset_key=labels_key,

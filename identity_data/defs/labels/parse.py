@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -179,12 +179,12 @@ def _task_rows(task_obj: object, position: int, seen_ids: set[str]) -> Iterator[
         if not result:
             yield (*head, None, None, created_at, ann_issue or "empty_result", None, None)
         # Two usable results for one task inside one annotation contradict; the first is kept.
-        answered: set[str] = set()
+        answered: set[str | None] = set()
         for task, label, item_issue in _result_rows(result):
             if item_issue == "result_item_not_object":
                 yield _type_error(head, item_issue)
                 continue
-            usable = item_issue is None and task in TAXONOMY and label in TAXONOMY[task]
+            usable = item_issue is None and task is not None and label in TAXONOMY.get(task, ())
             late_issue = "duplicate_task_in_annotation" if usable and task in answered else None
             if usable:
                 answered.add(task)
@@ -320,7 +320,7 @@ def parse_flat_csv(
     )
 
 
-def _csv_row(record: dict[str | None, object], line: int) -> tuple:
+def _csv_row(record: Mapping[str | None, object], line: int) -> tuple:
     values = {c: str(record.get(c) or "").strip() or None for c in CSV_COLUMNS}
     absent = next((c for c in CSV_COLUMNS if values[c] is None), None)
     issue = f"missing_field:{absent}" if absent else ("extra_fields" if None in record else None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 import polars as pl
 
@@ -18,7 +21,7 @@ from identity_data.stores.deployment import Deployment
 from identity_data.stores.warehouse import Slice, WarehouseBackend
 
 
-def _slice(context: dg.OutputContext | dg.InputContext, metadata: dict) -> Slice:
+def _slice(context: dg.OutputContext | dg.InputContext, metadata: Mapping[str, Any]) -> Slice:
     """A source-partitioned asset owns (source, source_partition); an unpartitioned one, all."""
     if not context.has_asset_partitions:
         return {}

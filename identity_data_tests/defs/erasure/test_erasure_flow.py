@@ -15,7 +15,6 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
-from dagster._serdes import serialize_value
 from polars.testing import assert_frame_equal
 from upath import UPath
 
@@ -161,7 +160,7 @@ def occurrences(home: Path, instance: dg.DagsterInstance, found: list[str]) -> d
     for table, frame in duckdb_tables(home).items():
         hits[f"duckdb/{table}"] = sum(frame.write_csv().count(n) for n in found)
     log = "".join(
-        serialize_value(event) + serialize_value(record.dagster_run.run_config)
+        dg.serialize_value(event) + dg.serialize_value(record.dagster_run.run_config)
         for record in instance.get_run_records()
         for event in instance.all_logs(record.dagster_run.run_id)
     )
@@ -343,7 +342,7 @@ def test_the_ui_filing_job_refuses_what_is_not_a_pseudonym(grown: World, tmp_pat
         result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
         assert not result.success
         assert filed_requests(LocalBlobStore(world.home / "lake")) == ([], 0)
-        events = "".join(serialize_value(e) for e in instance.all_logs(result.run_id))
+        events = "".join(dg.serialize_value(e) for e in instance.all_logs(result.run_id))
         assert "64 hex digits" in events and ref not in events
 
 

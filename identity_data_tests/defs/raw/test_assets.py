@@ -3,8 +3,8 @@
 import sqlite3
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
-from dagster._serdes import serialize_value
 from polars.testing import assert_frame_equal
 
 from identity_data_tests.conftest import SAMPLE_DAYS
@@ -66,7 +66,7 @@ def test_no_raw_subject_reference_leaves_the_raw_zone(sample_home, instance, pip
         text = pl.read_parquet(path).write_csv()
         assert not any(ref in text for ref in refs), path
     logs = "".join(
-        serialize_value(event)
+        dg.serialize_value(event)
         for record in instance.get_run_records()
         for event in instance.all_logs(record.dagster_run.run_id)
     )
