@@ -15,6 +15,7 @@ import polars as pl
 import polars.selectors as cs
 
 from identity_data.safety import check_sql_name, sql_literal
+from identity_data.validation import polars_schema
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,7 @@ def table_spec(
     cluster_columns: tuple[str, ...] = (),
 ) -> TableSpec:
     """Derive a table's columns from its pandera model, the single source of the schema."""
-    schema = model.to_schema()
-    columns = {col: spec.dtype.type for col, spec in schema.columns.items()}
-    return TableSpec(name, columns, partition_column, cluster_columns)
+    return TableSpec(name, polars_schema(model), partition_column, cluster_columns)
 
 
 # Column -> accepted values: the rows one partition (or a partition range) owns in a table.
