@@ -3,9 +3,13 @@
 import dagster as dg
 import pytest
 
+from identity_data.contracts import ROW_ACCOUNTING
 from identity_data.definitions import defs as load_defs
+from identity_data.defs.annotations.checks import DUPLICATE_RATE, SELFIE_FACE_RATE
+from identity_data.defs.labels.checks import LABEL_COVERAGE, LABELS_IN_TAXONOMY
 from identity_data.sources import SOURCE_NAMES as SOURCES
 from identity_data.sources import SOURCES as REGISTRY
+from identity_data.validation import SCHEMA_CHECK_SUFFIX
 
 EXPECTED_GROUPS = {
     "raw": {f"raw/{s}_{t}" for s in SOURCES for t in ("captures", "quarantine")},
@@ -74,7 +78,9 @@ def test_every_table_has_a_blocking_schema_check(repo):
     graph = repo.asset_graph
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     for key in graph.get_all_asset_keys():
-        names = [n for k, n in checks if k == key.to_user_string() and n.endswith("_schema")]
+        names = [
+            n for k, n in checks if k == key.to_user_string() and n.endswith(SCHEMA_CHECK_SUFFIX)
+        ]
         assert names, f"{key.to_user_string()} has no schema check"
     blocking = {
         (spec.key.asset_key.to_user_string(), spec.name)
@@ -83,12 +89,12 @@ def test_every_table_has_a_blocking_schema_check(repo):
         if spec.blocking
     }
     assert {
-        ("raw/production_captures", "row_accounting"),
-        ("labels/consensus_labels", "labels_in_taxonomy"),
+        ("raw/production_captures", ROW_ACCOUNTING),
+        ("labels/consensus_labels", LABELS_IN_TAXONOMY),
     } <= blocking
-    assert ("labels/consensus_labels", "label_coverage") in checks
-    assert ("annotations/near_duplicates", "duplicate_rate") in checks
-    assert ("annotations/production_annotations", "selfie_face_rate") in checks
+    assert ("labels/consensus_labels", LABEL_COVERAGE) in checks
+    assert ("annotations/near_duplicates", DUPLICATE_RATE) in checks
+    assert ("annotations/production_annotations", SELFIE_FACE_RATE) in checks
 
 
 def test_sensors_schedule_and_automation(repo):

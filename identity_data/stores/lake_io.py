@@ -1,6 +1,7 @@
 """Parquet IO manager for the lake: a local folder or gs://, one file per partition."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster reads the nested `deployment` annotation when
+# the class is created, and only a real class lets it accept the deployment configured at launch.
 
 import contextlib
 import tempfile
@@ -21,7 +22,7 @@ from identity_data.contracts import ALLOW_MISSING_PARTITIONS, PARTITION_COLUMN
 from identity_data.dagster_private import is_dict_type
 from identity_data.metadata import add_partition_metadata, partition_metadata
 from identity_data.safety import UnsafePathError, check_partition_key
-from identity_data.settings import resolve_settings
+from identity_data.stores.deployment import Deployment
 
 # A write's temporary file: the `.tmp` suffix matches no reader's `*.parquet`; one older than
 # STALE_TMP_SECONDS is a killed write's leftover and is removed by the next write beside it.
@@ -77,11 +78,13 @@ class LakeIOManager(PolarsParquetIOManager):
     leaves half a partition; GCS object writes are atomic by themselves.
     """
 
+    # The run's deployment, whose settings were resolved once at launch.
+    deployment: Deployment
     # (run id, path) of every file written by this process: two outputs never share one path.
     _written: set[tuple[str, str]] = PrivateAttr(default_factory=set)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        base = self.base_dir or f"{resolve_settings().lake_url}/tables"
+        base = self.base_dir or f"{self.deployment.settings.lake_url}/tables"
         self._base_path = UPath(base, **dict(self.cloud_storage_options or {}))
 
     def get_metadata(

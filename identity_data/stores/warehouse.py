@@ -16,6 +16,7 @@ import polars.selectors as cs
 from polars.datatypes import DataTypeClass
 
 from identity_data.safety import check_sql_name, sql_literal
+from identity_data.validation import polars_schema
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,7 @@ def table_spec(
     cluster_columns: tuple[str, ...] = (),
 ) -> TableSpec:
     """Derive a table's columns from its pandera model, the single source of the schema."""
-    schema = model.to_schema()
-    columns = {col: spec.dtype.type for col, spec in schema.columns.items()}
-    return TableSpec(name, columns, partition_column, cluster_columns)
+    return TableSpec(name, polars_schema(model), partition_column, cluster_columns)
 
 
 # Column -> accepted values: the rows one partition (or a partition range) owns in a table.

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from identity_data.contracts import ROW_ACCOUNTING
 from identity_data.defs.raw.batches import Spill
 from identity_data.defs.raw.checks import undecodable_result, undecodable_spec
 from identity_data.defs.raw.extract import (
@@ -45,7 +46,7 @@ EXTRACTORS: dict[str, Reader] = {"capture_db": _read_capture_db, "drop_folder": 
 
 def accounting_spec(source: CaptureSource) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        "row_accounting",
+        ROW_ACCOUNTING,
         asset=source.key("raw", "captures"),
         blocking=True,
         description="Source records in = manifest + quarantined + tombstoned (erased) rows.",
@@ -135,7 +136,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
         yield schema_result(CaptureManifest, captures, manifests.rows, manifests.failures)
         yield schema_result(RawQuarantine, quarantine, quarantines.rows, quarantines.failures)
         yield dg.AssetCheckResult(
-            check_name="row_accounting",
+            check_name=ROW_ACCOUNTING,
             asset_key=captures,
             passed=rows_in == manifests.rows + quarantines.rows + tombstoned,
             metadata={

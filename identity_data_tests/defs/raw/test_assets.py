@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 from polars.testing import assert_frame_equal
 
+from identity_data.defs.raw.checks import UNDECODABLE_RATE
 from identity_data_tests.conftest import SAMPLE_DAYS
 
 RANGE = {
@@ -90,7 +91,7 @@ def test_tiny_batches_give_the_same_partitions(sample_home, instance, pipeline, 
     assert all(
         check.passed
         for check in result.get_asset_check_evaluations()
-        if check.check_name != "undecodable_rate"
+        if check.check_name != UNDECODABLE_RATE
     )
     assert_frame_equal(read_partitions(sample_home, "raw/production_captures"), manifest)
     assert_frame_equal(read_partitions(sample_home, "raw/production_quarantine"), quarantine)
