@@ -87,7 +87,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
         """Copy the partition's blobs into the raw zone and write its manifest."""
         key = deployment.settings.pseudonym_key
         rows_in, tombstoned = 0, 0
-        tombstones = load_tombstones(deployment.lake)
+        tombstones: frozenset[str] | None = None
         # Batches are spilled to local files as they come, so memory holds one batch whatever
         # the day's size; the outputs stream from there into the lake.
         with tempfile.TemporaryDirectory(prefix="raw-") as tmp:
@@ -101,6 +101,11 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
                     rows_in += records.height
                     stored = stored or StoredBlobs(store.read, deployment.lake, STORED_BLOBS_LIMIT)
                     last = records["capture_id"].drop_nulls().tail(1).to_list()
+                    if tombstones is None:
+                        # Listed once the source has answered, as late as one listing per run
+                        # allows: an erasure filed while the source query waited or ran is
+                        # honoured here rather than written and scrubbed again.
+                        tombstones = load_tombstones(deployment.lake)
                     records, dropped = drop_tombstoned(records, tombstones, key)
                     tombstoned += dropped
                     manifest, bad = ingest(
