@@ -12,10 +12,11 @@ takes about half a second to import).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ from dagster._core.storage.upath_io_manager import is_dict_type
 
 if TYPE_CHECKING:
     from dagster._core.remote_origin import RemoteInstigatorOrigin
+    from dagster._core.workspace.context import WorkspaceRequestContext
 
 __all__ = [
     "ASSET_PARTITION_RANGE_END_TAG",
@@ -50,6 +52,7 @@ __all__ = [
     "FreshnessStateChange",
     "WorkerStatus",
     "defs_state_storage_is_set",
+    "graphql_workspace",
     "is_dict_type",
     "reset_defs_state_storage",
     "run_backfill",
@@ -141,6 +144,21 @@ def save_sensor_cursor(
         instance.update_instigator_state(state)
     else:
         instance.add_instigator_state(state)
+
+
+@contextlib.contextmanager
+def graphql_workspace(
+    instance: dg.DagsterInstance, module_name: str, attribute: str
+) -> Iterator[WorkspaceRequestContext]:
+    """The request context the webserver's GraphQL runs in, for a code location loaded in this
+    process: what `dagster_graphql.test.utils.execute_dagster_graphql` takes, so a test sends
+    exactly the UI's requests."""
+    from dagster._core.test_utils import in_process_test_workspace
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    origin = LoadableTargetOrigin(module_name=module_name, attribute=attribute)
+    with in_process_test_workspace(instance, origin) as context:
+        yield context
 
 
 def defs_state_storage_is_set() -> bool:

@@ -181,3 +181,15 @@ def test_backfill_runs_through_the_daemons_backfill_loop():
         )
         for run in runs
     ] == [(DAYS[0], DAYS[-1])]
+
+
+def test_graphql_workspace_serves_the_uis_requests_for_a_code_location():
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
+    with (
+        dg.instance_for_test() as instance,
+        private.graphql_workspace(instance, LOCATION.module_name, LOCATION.attribute) as context,
+    ):
+        result = execute_dagster_graphql(context, query)
+    assert result.data == {"repositoriesOrError": {"nodes": [{"name": "__repository__"}]}}

@@ -23,6 +23,7 @@ from upath import UPath
 
 from identity_data import erasure as erasure_cli
 from identity_data import snapshots
+from identity_data.dagster_private import graphql_workspace
 from identity_data.definitions import defs as load_defs
 from identity_data.defs.erasure import assets as erase_assets
 from identity_data.defs.erasure import erase
@@ -462,16 +463,13 @@ def test_a_raw_reference_typed_into_the_launchpad_is_refused_before_any_run_exis
     """The UI's launch, through Dagster's GraphQL on this code location, with a raw reference
     where the pseudonym goes: refused while the plan is built, so no run is created, and the
     value is in no run, config, event log or file of the instance, nor in the error."""
-    from dagster._core.test_utils import in_process_test_workspace
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
     from dagster_graphql.test.utils import execute_dagster_graphql, infer_job_selector
 
     world = grown.copy(tmp_path)
     with world.open() as instance:
         ref, _, _ = pick_subject(world.home)
         runs_before = {r.run_id for r in instance.get_runs()}
-        origin = LoadableTargetOrigin(module_name="identity_data.definitions", attribute="defs")
-        with in_process_test_workspace(instance, origin) as context:
+        with graphql_workspace(instance, "identity_data.definitions", "defs") as context:
             params = {
                 "selector": infer_job_selector(context, FILE_JOB),
                 "runConfigData": {"pseudonym": ref},
