@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from identity_data import demo
+from identity_data.defs.automation import AUTOMATION_SENSORS
 from identity_data.settings import ENV, HOME
 from identity_data_tests.services import Service
 
@@ -37,7 +38,7 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
-SENSORS = ("campaign_drop_sensor", "label_export_sensor", "downstream_automation")
+SENSORS = ("campaign_drop_sensor", "label_export_sensor", *AUTOMATION_SENSORS)
 
 
 def descendants(pid: int) -> list[int]:
