@@ -35,12 +35,23 @@ def _waits() -> dg.AutomationCondition:
     return ~AC.any_deps_in_progress() & ~AC.in_progress()
 
 
-def every_partition() -> dg.AutomationCondition:
-    """eager(), minus its latest-time-window restriction."""
+def _ready(awaiting: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
+    """_waits(), and false while one of `awaiting`, inputs another automation sensor runs, is
+    due: its own inputs updated after its latest materialization. That sensor's request never
+    counts as will_be_requested() here, and its run may not exist yet when this sensor ticks."""
+    if not awaiting:
+        return _waits()
+    due = AC.any_deps_updated().since(AC.newly_updated())
+    return ~AC.any_deps_match(due).allow(dg.AssetSelection.assets(*awaiting)) & _waits()
+
+
+def every_partition(awaiting: Sequence[dg.AssetKey] = ()) -> dg.AutomationCondition:
+    """eager(), minus its latest-time-window restriction; waits for the `awaiting` inputs
+    another sensor is due to refresh."""
     return (
         (AC.newly_missing() | AC.any_deps_updated()).since_last_handled()
         & ~AC.any_deps_missing()
-        & _waits()
+        & _ready(awaiting)
     ).with_label("eager_every_partition")
 
 
@@ -123,11 +134,13 @@ def _reported(
         cursor = page.cursor
 
 
-def refreshed_on_change(reporters: Sequence[dg.AssetKey], source: str) -> dg.AutomationCondition:
+def refreshed_on_change(
+    reporters: Sequence[dg.AssetKey], source: str, awaiting: Sequence[dg.AssetKey] = ()
+) -> dg.AutomationCondition:
     """Missing, or an own-partition input updated, or a pooled input changed this partition.
 
     Waits while a reporter is about to run, so a partition is not built from the old pooled
-    output just before the new one lands."""
+    output just before the new one lands, and for the `awaiting` inputs as every_partition."""
     reporting = dg.AssetSelection.assets(*reporters)
     trigger = (
         AC.newly_missing()
@@ -140,7 +153,7 @@ def refreshed_on_change(reporters: Sequence[dg.AssetKey], source: str) -> dg.Aut
         trigger.since_last_handled()  # pyright: ignore[reportAttributeAccessIssue]
         & ~AC.any_deps_missing()
         & ~ReporterRequested(reporters)
-        & _waits()
+        & _ready(awaiting)
     ).with_label("refreshed_on_change")
 
 

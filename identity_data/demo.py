@@ -29,8 +29,12 @@ from identity_data.dagster_private import (
     wrap_resources_for_execution,
 )
 from identity_data.definitions import defs as load_defs
+<<<<<<< HEAD
 from identity_data.definitions import materializable
 from identity_data.defs.automation import AUTOMATION_SENSOR
+=======
+from identity_data.defs.automation import AUTOMATION_SENSORS
+>>>>>>> s9
 from identity_data.defs.labels.sensors import label_export_sensor
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.sample import generate
@@ -46,7 +50,7 @@ from identity_data.sources import SOURCES, CaptureSource
 # What `make demo` sets up by hand, as an operator would: a backfill of the sample's capture days
 # for every daily source (in production the daily schedule extracts each day as it ends).
 # Everything after it is what the daemon would launch: the drop sensors' runs and the automation
-# sensor's runs, tick by tick. Statically partitioned sources (open datasets) are imported by hand
+# sensors' runs, tick by tick. Statically partitioned sources (open datasets) are imported by hand
 # too, one partition per dataset.
 DAILY_SOURCES = [s for s in SOURCES if isinstance(s.partitions_def, dg.DailyPartitionsDefinition)]
 STATIC_SOURCES = [s for s in SOURCES if isinstance(s.partitions_def, dg.StaticPartitionsDefinition)]
@@ -85,8 +89,9 @@ class Demo:
         self.repository = self.defs.get_repository_def()
         self.sensors = [
             self.repository.get_sensor_def(name)
-            for name in (campaign_sensor.name, label_export_sensor.name, AUTOMATION_SENSOR)
+            for name in (campaign_sensor.name, label_export_sensor.name, *AUTOMATION_SENSORS)
         ]
+        self.automation = self.sensors[-len(AUTOMATION_SENSORS) :]
 
     def run(self, label: str, selection: dg.AssetSelection, **kwargs) -> None:
         self.tally.say(f"materializing {label}")
@@ -133,11 +138,11 @@ class Demo:
 
     def start(self, days: list[str], *, open_datasets: bool = True) -> None:
         """What the operator does; everything after it (`settle`) is the sensors'. Automation
-        conditions react to changes since their previous tick, so the automation sensor ticks
-        once first, as the daemon's does when it starts, and every later change counts. The
+        conditions react to changes since their previous tick, so the automation sensors tick
+        once first, as the daemon's do when it starts, and every later change counts. The
         backfill comes before the first drop-sensor tick, so consensus and every day's tables
         run once over all of it. Tests that need no open dataset leave out its (slow) import."""
-        self.tick(self.sensors[-1])
+        self.tick_automation()
         for source in DAILY_SOURCES:
             self.backfill(source, days)
         if open_datasets:
@@ -173,6 +178,10 @@ class Demo:
             launched += 1
         save_sensor_cursor(self.instance, location(), sensor, data.cursor)
         return launched
+
+    def tick_automation(self) -> int:
+        """One tick of each automation sensor, annotations first; returns the runs launched."""
+        return sum(self.tick(sensor) for sensor in self.automation)
 
     def seen_run_key(self, sensor_name: str, run_key: str) -> bool:
         tags = {SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key}

@@ -18,7 +18,11 @@ import duckdb
 import polars as pl
 
 from identity_data import demo
+<<<<<<< HEAD
 from identity_data.dagster_private import sensor_ids
+=======
+from identity_data.defs.automation import AUTOMATION_SENSORS
+>>>>>>> s9
 from identity_data.settings import ENV, HOME
 from identity_data_tests.services import Service
 
@@ -40,7 +44,7 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
-SENSORS = ("campaign_drop_sensor", "label_export_sensor", "downstream_automation")
+SENSORS = ("campaign_drop_sensor", "label_export_sensor", *AUTOMATION_SENSORS)
 
 
 def descendants(pid: int) -> list[int]:

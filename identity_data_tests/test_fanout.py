@@ -3,16 +3,22 @@ deployment's environment), and a 30-day backfill through a real instance's backf
 
 from __future__ import annotations
 
+<<<<<<< HEAD
 import json
 import os
 import subprocess
 import sys
+=======
+import logging
+import time
+>>>>>>> s9
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+<<<<<<< HEAD
 from identity_data.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -20,8 +26,12 @@ from identity_data.dagster_private import (
     CodeLocation,
     run_backfill,
 )
+=======
+from identity_data.defs.automation import ANNOTATION_SENSOR, AUTOMATION_SENSOR
+>>>>>>> s9
 from identity_data.fanout import FANOUT, PARTITIONS_PER_RUN
 from identity_data.settings import ENV
+from identity_data_tests import probe
 from identity_data_tests.services import REPO
 
 SOURCES = ("production", "campaign", "open_dataset")
@@ -36,44 +46,6 @@ CHAIN = (
     "warehouse/{}_training_examples",
 )
 RAW = [dg.AssetKey(["raw", "production_captures"]), dg.AssetKey(["raw", "production_quarantine"])]
-_PROBE = """
-import json
-import dagster as dg
-from identity_data.definitions import defs
-repo = defs().get_repository_def()
-graph = repo.asset_graph
-policies = {
-    key.to_user_string(): str(graph.get(key).backfill_policy)
-    for key in graph.get_all_asset_keys()
-    if graph.get(key).partitions_def is not None
-}
-jobs = {
-    name: [repo.get_job(name).executor_def.name, dict(repo.get_job(name).tags)]
-    for name in repo.job_names
-    if name.endswith("_annotation")
-}
-print(json.dumps({"policies": policies, "jobs": jobs}))
-"""
-
-
-def _probe(env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in (ENV, FANOUT)}
-    return subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        env={**clean, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _load(env: dict[str, str]) -> dict:
-    probe = _probe(env)
-    assert probe.returncode == 0, probe.stderr[-3000:]
-    return json.loads(probe.stdout.splitlines()[-1])
-
-
 CHUNKED = f"BackfillPolicy.multi_run(max_partitions_per_run={PARTITIONS_PER_RUN})"
 
 
@@ -86,7 +58,7 @@ CHUNKED = f"BackfillPolicy.multi_run(max_partitions_per_run={PARTITIONS_PER_RUN}
     ],
 )
 def test_definitions_fan_out_by_deployment(env: dict[str, str], policy: str, executor: str):
-    loaded = _load(env)
+    loaded = probe.load(env)
     chain = {table.format(source) for source in SOURCES for table in CHAIN}
     assert {loaded["policies"][key] for key in chain} == {policy}
     assert set(loaded["jobs"]) == {f"{source}_annotation" for source in SOURCES}
@@ -94,12 +66,15 @@ def test_definitions_fan_out_by_deployment(env: dict[str, str], policy: str, exe
         assert job_executor == executor
         # A step-pod job's run pod only orchestrates, so it asks for a small pod.
         assert ("dagster-k8s/config" in tags) == (executor == "k8s")
+    # The daemon's annotation runs ask for the detector's pod; its other runs for runK8sConfig's.
+    pods = {name: "dagster-k8s/config" in tags for name, tags in loaded["automation"].items()}
+    assert pods == {ANNOTATION_SENSOR: executor == "k8s", AUTOMATION_SENSOR: False}
 
 
 def test_unknown_fanout_fails_naming_the_variable():
-    probe = _probe({FANOUT: "pods"})
-    assert probe.returncode != 0
-    assert "IDENTITY_DATA_FANOUT must be 'single' or 'kubernetes'" in probe.stderr
+    result = probe.run({FANOUT: "pods"})
+    assert result.returncode != 0
+    assert "IDENTITY_DATA_FANOUT must be 'single' or 'kubernetes'" in result.stderr
 
 
 # Runs stay queued; the code server is told to stop at the end but not waited for (on a loaded

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from identity_data.contracts import ROW_ACCOUNTING
+from identity_data.defs.automation import AUTOMATION_SENSORS
 from identity_data.defs.raw.checks import UNDECODABLE_RATE
 from identity_data.defs.raw.schemas import CaptureManifest
 from identity_data.defs.warehouse.schemas import TrainingExample
@@ -117,7 +118,7 @@ def test_automation_lists_sensors_and_daily_schedule(stack: Stack, page: Page):
 
     page.goto(stack.url)
     nav(page, "Automation").click()
-    for sensor in ("campaign_drop_sensor", "label_export_sensor", "downstream_automation"):
+    for sensor in ("campaign_drop_sensor", "label_export_sensor", *AUTOMATION_SENSORS):
         expect(page.get_by_text(sensor, exact=True).first).to_be_visible()
     expect(page.get_by_text("production_daily_schedule", exact=True)).to_be_visible()
     expect(page.get_by_text("At 02:00 AM UTC").first).to_be_visible()
