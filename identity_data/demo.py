@@ -29,12 +29,8 @@ from identity_data.dagster_private import (
     wrap_resources_for_execution,
 )
 from identity_data.definitions import defs as load_defs
-<<<<<<< HEAD
 from identity_data.definitions import materializable
-from identity_data.defs.automation import AUTOMATION_SENSOR
-=======
 from identity_data.defs.automation import AUTOMATION_SENSORS
->>>>>>> s9
 from identity_data.defs.labels.sensors import label_export_sensor
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.sample import generate

@@ -18,11 +18,8 @@ import duckdb
 import polars as pl
 
 from identity_data import demo
-<<<<<<< HEAD
 from identity_data.dagster_private import sensor_ids
-=======
 from identity_data.defs.automation import AUTOMATION_SENSORS
->>>>>>> s9
 from identity_data.settings import ENV, HOME
 from identity_data_tests.services import Service
 

@@ -21,12 +21,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from identity_data import demo
-<<<<<<< HEAD
 from identity_data.dagster_private import PARENT_RUN_ID_TAG
-from identity_data.defs.automation import RUN_TAGS
-=======
 from identity_data.defs.automation import AUTOMATION_SENSORS, TRIGGER_TAG
->>>>>>> s9
 from identity_data.launcher import _worker_pid
 from identity_data.sample import generate
 from identity_data.settings import ensure_local_key

@@ -5,12 +5,9 @@ import pytest
 
 from identity_data.contracts import ROW_ACCOUNTING
 from identity_data.definitions import defs as load_defs
-<<<<<<< HEAD
 from identity_data.defs.annotations.checks import DUPLICATE_RATE, SELFIE_FACE_RATE
-from identity_data.defs.labels.checks import LABEL_COVERAGE, LABELS_IN_TAXONOMY
-=======
 from identity_data.defs.automation import AUTOMATION_SENSORS, TRIGGER_TAG
->>>>>>> s9
+from identity_data.defs.labels.checks import LABEL_COVERAGE, LABELS_IN_TAXONOMY
 from identity_data.sources import SOURCE_NAMES as SOURCES
 from identity_data.sources import SOURCES as REGISTRY
 from identity_data.validation import SCHEMA_CHECK_SUFFIX

@@ -1,8 +1,9 @@
 """The demo's tables, row counts and check results, compared with a committed fingerprint.
 
 A refactor must not change what the demo produces. The fingerprint of every warehouse table and
-every lake table (row count + sha256 of its rows, sorted, floats rounded) and every check evaluation is kept in
-golden/demo_tables.json. A change that alters a demo table on purpose regenerates it with
+every lake table (row count + sha256 of its rows, sorted, floats rounded) and every check
+evaluation is kept in golden/demo_tables.json. A change that alters a demo table on purpose
+regenerates it with
 
     IDENTITY_DATA_REGENERATE_GOLDEN=1 .venv/bin/pytest identity_data_tests/test_demo_golden.py
 

@@ -3,22 +3,12 @@ deployment's environment), and a 30-day backfill through a real instance's backf
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-import json
-import os
-import subprocess
-import sys
-=======
-import logging
-import time
->>>>>>> s9
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-<<<<<<< HEAD
 from identity_data.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -26,9 +16,7 @@ from identity_data.dagster_private import (
     CodeLocation,
     run_backfill,
 )
-=======
 from identity_data.defs.automation import ANNOTATION_SENSOR, AUTOMATION_SENSOR
->>>>>>> s9
 from identity_data.fanout import FANOUT, PARTITIONS_PER_RUN
 from identity_data.settings import ENV
 from identity_data_tests import probe
