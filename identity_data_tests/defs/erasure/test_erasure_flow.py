@@ -274,7 +274,7 @@ def wait_for(what: str, ready: Callable[[], object], timeout: float = 600) -> No
     deadline = time.monotonic() + timeout
     while not ready():
         assert time.monotonic() < deadline, f"{what} not within {timeout}s"
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
 def step_started(instance: dg.DagsterInstance, step_key: str) -> str | None:
@@ -347,11 +347,14 @@ def test_erasure_while_the_same_day_materializes_ends_with_the_subject_gone(
                 assert run_id is not None, "the materialization ended before its raw step started"
                 with ThreadPoolExecutor(1) as pool:
                     erasure = pool.submit(erasure_cli.main, ["subject", "--pseudonym", pseudonym])
-                    wait_for("the tombstone", lambda: tombstone.exists() or erasure.done())
-                    assert tombstone.exists()
-                    # The extraction has not read the source yet, so not the tombstones either.
-                    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
-                    commit()
+                    # Released whatever happens: the erasure waits for the run, the run for it.
+                    try:
+                        wait_for("the tombstone", lambda: tombstone.exists() or erasure.done())
+                        assert tombstone.exists()
+                        # The extraction has not read the source yet, nor the tombstones.
+                        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
+                    finally:
+                        commit()
                     assert erasure.result(timeout=600) == 0
             finally:
                 assert materialization.wait(timeout=600) == 0
