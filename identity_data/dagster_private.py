@@ -54,6 +54,7 @@ __all__ = [
     "defs_state_storage_is_set",
     "graphql_workspace",
     "is_dict_type",
+    "launch_asset_job_run",
     "reset_defs_state_storage",
     "run_backfill",
     "save_sensor_cursor",
@@ -159,6 +160,37 @@ def graphql_workspace(
     origin = LoadableTargetOrigin(module_name=module_name, attribute=attribute)
     with in_process_test_workspace(instance, origin) as context:
         yield context
+
+
+def launch_asset_job_run(
+    instance: dg.DagsterInstance,
+    module_name: str,
+    attribute: str,
+    container_image: str,
+    tags: dict[str, str],
+) -> dg.DagsterRun:
+    """Create a run of the code location's implicit asset job, as the image `container_image`
+    would serve it, and hand it to the instance's run launcher, as the run queue does; pinned
+    by identity_data_tests/deploy/test_chart.py, which records what K8sRunLauncher POSTs."""
+    from dagster._core.code_pointer import ModuleCodePointer
+    from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
+    from dagster._core.launcher import LaunchRunContext
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+    from dagster._core.test_utils import create_run_for_test
+
+    origin = JobPythonOrigin(
+        IMPLICIT_ASSET_JOB_NAME,
+        RepositoryPythonOrigin(
+            sys.executable,
+            ModuleCodePointer(module_name, attribute, working_directory=None),
+            container_image=container_image,
+        ),
+    )
+    run = create_run_for_test(
+        instance, job_name=IMPLICIT_ASSET_JOB_NAME, tags=tags, job_code_origin=origin
+    )
+    instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    return run
 
 
 def defs_state_storage_is_set() -> bool:

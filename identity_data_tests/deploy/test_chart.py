@@ -5,7 +5,6 @@ API recorder."""
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,9 @@ from typing import Any
 import dagster as dg
 import pytest
 import yaml
-from dagster._core.code_pointer import ModuleCodePointer
-from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME as ASSET_JOB
-from dagster._core.launcher import LaunchRunContext
-from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
-from dagster._core.test_utils import create_run_for_test
 from helm_python.errors import HelmError
 
+from identity_data.dagster_private import launch_asset_job_run
 from identity_data.defs.automation import ANNOTATION_SENSOR, AUTOMATION_SENSOR
 from identity_data.fanout import DETECTOR_RESOURCES, FANOUT, KUBERNETES
 from identity_data_tests import probe
@@ -189,23 +184,15 @@ def test_automation_runs_get_their_pods_from_the_run_launcher(
     # As the cluster's code server defines them: a fresh process with the Kubernetes fan-out.
     tags = probe.load({FANOUT: KUBERNETES})["automation"]
     assert set(tags) == set(expected)
-    origin = JobPythonOrigin(
-        ASSET_JOB,
-        RepositoryPythonOrigin(
-            sys.executable,
-            ModuleCodePointer("identity_data.definitions", "defs", working_directory=None),
-            container_image=IMAGE,
-        ),
-    )
     with dg.instance_for_test(overrides={"run_launcher": launcher}) as instance:
         for sensor, resources in expected.items():
-            run = create_run_for_test(
+            run = launch_asset_job_run(
                 instance,
-                job_name=ASSET_JOB,
-                tags={**tags[sensor], "dagster/partition": "2026-11-28"},
-                job_code_origin=origin,
+                "identity_data.definitions",
+                "defs",
+                IMAGE,
+                {**tags[sensor], "dagster/partition": "2026-11-28"},
             )
-            instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
             job = recorder.jobs[(chart.NAMESPACE, f"dagster-run-{run.run_id}")]
             container = chart.check_pod(job, resources)
             assert container["image"] == IMAGE
