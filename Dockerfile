@@ -20,17 +20,20 @@ WORKDIR /opt/dagster/app
 # complete; --no-deps keeps mtcnn-runtime's GUI opencv-python requirement out of the image, and
 # --require-hashes refuses any wheel whose sha256 differs from the lock's. --compile-bytecode:
 # with PYTHONDONTWRITEBYTECODE and no .pyc, every run pod would compile dagster, pandas and the
-# rest from source again (~7 CPU-s before its first step).
+# rest from source again (~7 CPU-s before its first step). uv itself (a 37 MB binary, also
+# hash-checked) lives in /tmp for this one step only, so no layer of the image holds it.
 COPY requirements.lock deploy/uv-bootstrap.lock ./
-RUN pip install --no-deps --require-hashes -r uv-bootstrap.lock \
-    && uv pip install --system --no-cache --no-deps --require-hashes --compile-bytecode \
-       -r requirements.lock
+RUN pip install --no-deps --require-hashes --target /tmp/uv -r uv-bootstrap.lock \
+    && /tmp/uv/bin/uv pip install --system --no-cache --no-deps --require-hashes \
+       --compile-bytecode -r requirements.lock \
+    && rm -rf /tmp/uv
 
 # The project itself; pyproject.toml stays beside the code because load_from_defs_folder reads it.
+# Built by the lock's setuptools (no build isolation, no index): nothing is downloaded here.
 COPY pyproject.toml workspace.yaml dagster.yaml ./
 COPY identity_data ./identity_data
-RUN uv pip install --system --no-cache --no-deps -e . \
-    && python -m compileall -q identity_data
+RUN pip install --no-deps --no-build-isolation --no-index -e . \
+    && python3 -m compileall -q identity_data
 
 # Numeric, so a kubelet can prove `runAsNonRoot: true` without a runAsUser in the pod spec.
 USER 10001:10001

@@ -38,8 +38,10 @@ test: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	bash .ci/browser.sh
 	bash .ci/podman.sh
 	$(BIN)/ruff check .
-	# pyright standard mode over identity_data/ ([tool.basedpyright]); errors that predate it are
-	# listed in .basedpyright/baseline.json, so only a new one fails (fixing one shrinks the list).
+	# pyright standard mode over identity_data/ ([tool.basedpyright]): any error fails. There is no
+	# baseline (basedpyright would pass the errors listed in .basedpyright/baseline.json); only
+	# library-stub noise is silenced, inline as `# pyright: ignore[rule]` with the reason beside it.
+	test ! -e .basedpyright/baseline.json
 	$(BIN)/basedpyright
 	$(BIN)/pytest
 

@@ -127,7 +127,7 @@ def _timed(fn, *args, **kwargs) -> tuple[float, object, TreeMonitor]:
 
 def main() -> None:
     # Imported here: pool workers re-import __main__, and matplotlib would add ~0.5 s to each.
-    from identity_data_tests.defs.annotations.images import jpeg, scenes
+    from identity_data.sample.images import jpeg, scenes
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     cores = infer.default_workers()

@@ -22,7 +22,7 @@ import polars as pl
 
 from identity_data.defs.labels.consensus import dawid_skene, majority_vote
 from identity_data.defs.labels.parse import parse_flat_csv, parse_label_studio, pool_latest
-from identity_data.defs.labels.simulate import simulate_crowd, write_label_studio_export
+from identity_data.sample.crowd import simulate_crowd, write_label_studio_export
 
 METHODS = ("mv", "ds", "crowdkit")
 

@@ -191,7 +191,7 @@ def annotation_rows(n: int) -> list[Row]:
     """Images/s of the annotation code on 1 and 2 workers vs the bare loop, in this process."""
     from benchmarks.annotations import _timed, bare_loop
     from identity_data.defs.annotations import infer
-    from identity_data_tests.defs.annotations.images import jpeg, scenes
+    from identity_data.sample.images import jpeg, scenes
 
     items = [(f"cap-{i:05d}", jpeg(img, 88)) for i, img in enumerate(scenes(n, seed=42))]
     infer.annotate_blobs(items[:8], workers=1)  # imports and caches, as in a running process

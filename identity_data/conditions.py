@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -34,12 +35,23 @@ def _waits() -> dg.AutomationCondition:
     return ~AC.any_deps_in_progress() & ~AC.in_progress()
 
 
-def every_partition() -> dg.AutomationCondition:
-    """eager(), minus its latest-time-window restriction."""
+def _ready(awaiting: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
+    """_waits(), and false while one of `awaiting`, inputs another automation sensor runs, is
+    due: its own inputs updated after its latest materialization. That sensor's request never
+    counts as will_be_requested() here, and its run may not exist yet when this sensor ticks."""
+    if not awaiting:
+        return _waits()
+    due = AC.any_deps_updated().since(AC.newly_updated())
+    return ~AC.any_deps_match(due).allow(dg.AssetSelection.assets(*awaiting)) & _waits()
+
+
+def every_partition(awaiting: Sequence[dg.AssetKey] = ()) -> dg.AutomationCondition:
+    """eager(), minus its latest-time-window restriction; waits for the `awaiting` inputs
+    another sensor is due to refresh."""
     return (
         (AC.newly_missing() | AC.any_deps_updated()).since_last_handled()
         & ~AC.any_deps_missing()
-        & _waits()
+        & _ready(awaiting)
     ).with_label("eager_every_partition")
 
 
@@ -99,11 +111,13 @@ class ReporterRequested(dg.AutomationCondition[dg.AssetKey]):
 
 
 def _reported(
-    instance: dg.DagsterInstance, key: dg.AssetKey, after: int, until: int, source: str
+    instance: dg.DagsterInstance, key: dg.AssetKey, after: int, until: int | None, source: str
 ) -> set[str]:
     # Bounded by this tick's last event id: a later event is read on the next tick, once.
     records_filter = dg.AssetRecordsFilter(
-        asset_key=key, after_storage_id=after, before_storage_id=until + 1
+        asset_key=key,
+        after_storage_id=after,
+        before_storage_id=None if until is None else until + 1,
     )
     keys: set[str] = set()
     cursor = None
@@ -112,18 +126,21 @@ def _reported(
             records_filter, limit=PAGE, cursor=cursor, ascending=True
         )
         for record in page.records:
-            entry = record.asset_materialization.metadata.get(CHANGED_PARTITIONS)
-            keys |= set(entry.value.get(source, [])) if entry else set()
+            materialization = record.asset_materialization
+            changed = _json_object(materialization, CHANGED_PARTITIONS) if materialization else None
+            keys |= set(changed.get(source, [])) if changed else set()
         if not page.has_more:
             return keys
         cursor = page.cursor
 
 
-def refreshed_on_change(reporters: Sequence[dg.AssetKey], source: str) -> dg.AutomationCondition:
+def refreshed_on_change(
+    reporters: Sequence[dg.AssetKey], source: str, awaiting: Sequence[dg.AssetKey] = ()
+) -> dg.AutomationCondition:
     """Missing, or an own-partition input updated, or a pooled input changed this partition.
 
     Waits while a reporter is about to run, so a partition is not built from the old pooled
-    output just before the new one lands."""
+    output just before the new one lands, and for the `awaiting` inputs as every_partition."""
     reporting = dg.AssetSelection.assets(*reporters)
     trigger = (
         AC.newly_missing()
@@ -131,10 +148,12 @@ def refreshed_on_change(reporters: Sequence[dg.AssetKey], source: str) -> dg.Aut
         | ReportedChange(reporters, source)
     )
     return (
-        trigger.since_last_handled()
+        # Dagster types since_last_handled() for asset-or-check conditions only; unlike since(),
+        # it lacks the overloads for an asset-only operand such as ReportedChange.
+        trigger.since_last_handled()  # pyright: ignore[reportAttributeAccessIssue]
         & ~AC.any_deps_missing()
         & ~ReporterRequested(reporters)
-        & _waits()
+        & _ready(awaiting)
     ).with_label("refreshed_on_change")
 
 
@@ -166,5 +185,17 @@ def change_metadata(
 def previous_digests(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, str] | None:
     event = instance.get_latest_materialization_event(key)
     materialization = event.asset_materialization if event else None
-    entry = materialization.metadata.get(PARTITION_DIGESTS) if materialization else None
-    return dict(entry.value) if entry else None
+    digests = _json_object(materialization, PARTITION_DIGESTS) if materialization else None
+    return None if digests is None else dict(digests)
+
+
+def _json_object(materialization: dg.AssetMaterialization, key: str) -> Mapping[str, Any] | None:
+    """The JSON object a pooled asset wrote under metadata `key`; None when it wrote none."""
+    entry = materialization.metadata.get(key)
+    if entry is None:
+        return None
+    if not isinstance(entry, dg.JsonMetadataValue) or not isinstance(entry.data, Mapping):
+        raise TypeError(
+            f"{materialization.asset_key.to_user_string()}: metadata {key} is not a JSON object"
+        )
+    return entry.data

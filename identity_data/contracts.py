@@ -17,6 +17,9 @@ WAREHOUSE_SOURCE = "warehouse/source"
 # The column that ties a row to the source partition it came from; with `source`, a row's owner.
 PARTITION_COLUMN = "source_partition"
 SOURCE_COLUMN = "source"
+# The check, on every asset that quarantines, that rows in = rows out + rows quarantined; more
+# than one stage defines it, so the name is written once here.
+ROW_ACCOUNTING = "row_accounting"
 
 
 def lake_input(

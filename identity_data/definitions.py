@@ -17,3 +17,16 @@ def defs() -> dg.Definitions:
 @functools.cache
 def _load() -> dg.Definitions:
     return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+
+
+def materializable(
+    definitions: dg.Definitions,
+) -> list[dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset]:
+    """The definitions' assets as dg.materialize takes them, for entry points that run in this
+    process (the demo, an erasure request, a snapshot)."""
+    assets: list[dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset] = []
+    for asset in definitions.assets or []:
+        if not isinstance(asset, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset):
+            raise TypeError(f"{type(asset).__name__} cannot be materialized in process")
+        assets.append(asset)
+    return assets

@@ -17,28 +17,20 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import polars as pl
-from dagster._core.execution.build_resources import wrap_resources_for_execution
-from dagster._core.remote_origin import (
-    ManagedGrpcPythonEnvCodeLocationOrigin,
-    RemoteInstigatorOrigin,
-    RemoteRepositoryOrigin,
-)
-from dagster._core.scheduler.instigation import (
-    InstigatorState,
-    InstigatorStatus,
-    InstigatorType,
-    SensorInstigatorData,
-)
-from dagster._core.storage.tags import (
+
+from identity_data.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     RUN_KEY_TAG,
     SENSOR_NAME_TAG,
+    CodeLocation,
+    save_sensor_cursor,
+    sensor_cursor,
+    wrap_resources_for_execution,
 )
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-
 from identity_data.definitions import defs as load_defs
-from identity_data.defs.automation import AUTOMATION_SENSOR
+from identity_data.definitions import materializable
+from identity_data.defs.automation import AUTOMATION_SENSORS
 from identity_data.defs.labels.sensors import label_export_sensor
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.sample import generate
@@ -54,7 +46,7 @@ from identity_data.sources import SOURCES, CaptureSource
 # What `make demo` sets up by hand, as an operator would: a backfill of the sample's capture days
 # for every daily source (in production the daily schedule extracts each day as it ends).
 # Everything after it is what the daemon would launch: the drop sensors' runs and the automation
-# sensor's runs, tick by tick. Statically partitioned sources (open datasets) are imported by hand
+# sensors' runs, tick by tick. Statically partitioned sources (open datasets) are imported by hand
 # too, one partition per dataset.
 DAILY_SOURCES = [s for s in SOURCES if isinstance(s.partitions_def, dg.DailyPartitionsDefinition)]
 STATIC_SOURCES = [s for s in SOURCES if isinstance(s.partitions_def, dg.StaticPartitionsDefinition)]
@@ -88,13 +80,14 @@ class Demo:
     def __init__(self, instance: dg.DagsterInstance, tally: Tally) -> None:
         self.instance, self.tally = instance, tally
         self.defs = load_defs()
-        self.assets = list(self.defs.assets or [])
+        self.assets = materializable(self.defs)
         self.resources = dict(self.defs.resources or {})
         self.repository = self.defs.get_repository_def()
         self.sensors = [
             self.repository.get_sensor_def(name)
-            for name in (campaign_sensor.name, label_export_sensor.name, AUTOMATION_SENSOR)
+            for name in (campaign_sensor.name, label_export_sensor.name, *AUTOMATION_SENSORS)
         ]
+        self.automation = self.sensors[-len(AUTOMATION_SENSORS) :]
 
     def run(self, label: str, selection: dg.AssetSelection, **kwargs) -> None:
         self.tally.say(f"materializing {label}")
@@ -141,11 +134,11 @@ class Demo:
 
     def start(self, days: list[str], *, open_datasets: bool = True) -> None:
         """What the operator does; everything after it (`settle`) is the sensors'. Automation
-        conditions react to changes since their previous tick, so the automation sensor ticks
-        once first, as the daemon's does when it starts, and every later change counts. The
+        conditions react to changes since their previous tick, so the automation sensors tick
+        once first, as the daemon's do when it starts, and every later change counts. The
         backfill comes before the first drop-sensor tick, so consensus and every day's tables
         run once over all of it. Tests that need no open dataset leave out its (slow) import."""
-        self.tick(self.sensors[-1])
+        self.tick_automation()
         for source in DAILY_SOURCES:
             self.backfill(source, days)
         if open_datasets:
@@ -154,13 +147,12 @@ class Demo:
 
     def tick(self, sensor: dg.SensorDefinition) -> int:
         """One tick of `sensor` as the daemon evaluates it; returns the runs it launched."""
-        state = sensor_state(self.instance, sensor)
         # Built as the daemon builds it: with an instance ref, run requests are validated
         # against the partitions the same tick adds.
         with (
             dg.SensorEvaluationContext(
                 instance_ref=self.instance.get_ref(),
-                cursor=state.instigator_data.cursor if state and state.instigator_data else None,
+                cursor=sensor_cursor(self.instance, location(), sensor.name),
                 repository_name=REPOSITORY_NAME,
                 repository_def=self.repository,
                 instance=self.instance,
@@ -180,8 +172,12 @@ class Demo:
                 continue
             self.execute(sensor, request)
             launched += 1
-        save_sensor_state(self.instance, sensor, data.cursor)
+        save_sensor_cursor(self.instance, location(), sensor, data.cursor)
         return launched
+
+    def tick_automation(self) -> int:
+        """One tick of each automation sensor, annotations first; returns the runs launched."""
+        return sum(self.tick(sensor) for sensor in self.automation)
 
     def seen_run_key(self, sensor_name: str, run_key: str) -> bool:
         tags = {SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key}
@@ -191,8 +187,10 @@ class Demo:
         if request.asset_selection is not None:
             keys = list(request.asset_selection)
         else:
-            job = sensor.job if sensor.has_jobs else None
-            keys = list(self.repository.get_job(job.name).asset_layer.selected_asset_keys)
+            if not sensor.has_jobs:
+                raise ValueError(f"{sensor.name} requested a run of neither assets nor a job")
+            job = self.repository.get_job(sensor.job.name)
+            keys = list(job.asset_layer.selected_asset_keys)
         tags = {**request.tags, SENSOR_NAME_TAG: sensor.name}
         if request.run_key:
             tags[RUN_KEY_TAG] = request.run_key
@@ -225,43 +223,15 @@ def range_tags(start: str, end: str) -> dict[str, str]:
     return {RANGE_START: start, RANGE_END: end}
 
 
-def _origin(sensor_name: str) -> RemoteInstigatorOrigin:
-    """The origin the daemon builds from workspace.yaml; its selector id is what it looks up."""
-    target = LoadableTargetOrigin(
-        executable_path=sys.executable,
+def location() -> CodeLocation:
+    """The code location of workspace.yaml, whose sensors' state the daemon reads."""
+    return CodeLocation(
         module_name="identity_data.definitions",
         attribute="defs",
         working_directory=str(Path.cwd()),
+        location_name=LOCATION_NAME,
+        repository_name=REPOSITORY_NAME,
     )
-    location = ManagedGrpcPythonEnvCodeLocationOrigin(target, location_name=LOCATION_NAME)
-    return RemoteInstigatorOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), sensor_name)
-
-
-def sensor_state(instance: dg.DagsterInstance, sensor: dg.SensorDefinition):
-    origin = _origin(sensor.name)
-    return instance.get_instigator_state(origin.get_id(), origin.get_selector().get_id())
-
-
-def save_sensor_state(
-    instance: dg.DagsterInstance, sensor: dg.SensorDefinition, cursor: str | None
-) -> None:
-    """Store the cursor where the daemon reads it (the sensor's instigator state)."""
-    origin = _origin(sensor.name)
-    now = time.time()
-    data = SensorInstigatorData(
-        last_tick_timestamp=now,
-        min_interval=sensor.minimum_interval_seconds,
-        cursor=cursor,
-        last_tick_start_timestamp=now,
-        sensor_type=sensor.sensor_type,
-        last_tick_success_timestamp=now,
-    )
-    existing = sensor_state(instance, sensor)
-    state = InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.DECLARED_IN_CODE, data)
-    if existing:
-        instance.update_instigator_state(state)
-    else:
-        instance.add_instigator_state(state)
 
 
 def summary(tally: Tally, home: Path) -> None:
@@ -273,7 +243,7 @@ def summary(tally: Tally, home: Path) -> None:
         for (table,) in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema='main' ORDER BY 1"
         ).fetchall():
-            rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            (rows,) = con.execute(f'SELECT count(*) FROM "{table}"').fetchone() or (0,)
             print(f"  {table:<20} {rows:>8} rows")
     print("Quarantined rows (lake parquet):")
     tables = Path(settings.lake_url) / "tables"
@@ -302,7 +272,7 @@ def summary(tally: Tally, home: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--captures-per-day", type=int, default=200)
     parser.add_argument("--campaigns", type=int, default=2)

@@ -33,10 +33,11 @@ from identity_data.stores.deployment import blob_store
 
 def run_request(request_id: str, instance: dg.DagsterInstance) -> bool:
     from identity_data.definitions import defs as load_defs
+    from identity_data.definitions import materializable
 
     defs = load_defs()
     result = dg.materialize(
-        list(defs.assets or []),
+        materializable(defs),
         selection=dg.AssetSelection.assets(AUDIT).required_multi_asset_neighbors(),
         partition_key=request_id,
         instance=instance,
@@ -72,6 +73,11 @@ def audit_frame() -> pl.DataFrame:
     return pl.concat(frames).sort("executed_at") if frames else pl.DataFrame()
 
 
+def print_fields(fields: dict[str, object]) -> None:
+    for name, value in fields.items():
+        print(f"  {name:<20} {value}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m identity_data.erasure")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,8 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "audit":
-        with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200):
-            print(audit_frame())
+        audit = audit_frame()
+        if audit.is_empty():
+            print("no erasure has run yet")
+        # One block per request, a field a line: the table has more columns than a terminal.
+        for request in audit.iter_rows(named=True):
+            print(request.pop("request_id"))
+            print_fields(request)
         return 0
     settings = resolve_settings()
     if args.command == "subject":
@@ -117,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"erased in {time.perf_counter() - started:.1f}s")
     row = audit_frame().filter(pl.col("request_id") == request_id)
-    for name, value in row.drop("request_id").row(0, named=True).items():
-        print(f"  {name:<20} {value}")
+    print_fields(row.drop("request_id").row(0, named=True))
     for name, counts in removed_by_table(instance, request_id).items():
         print(f"  {name.removesuffix('_by_table').replace('_', ' ')} by table:")
         for table, rows in counts.items():

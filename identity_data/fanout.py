@@ -2,11 +2,14 @@
 Kubernetes").
 
 The only settings read when the definitions load rather than when a run launches: a backfill
-policy and an executor are part of a definition. The code server and every run and step pod load
-the definitions with the same environment (the chart's ConfigMap), so they agree.
+policy, an executor and a sensor's run tags are part of a definition. The code server and every
+run and step pod load the definitions with the same environment (the chart's ConfigMap), so they
+agree.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -19,6 +22,9 @@ SINGLE, KUBERNETES = "single", "kubernetes"
 PARTITIONS_PER_RUN = 7
 # The run pod of a step-pod job only orchestrates: it waits on its step's Job.
 ORCHESTRATOR_RESOURCES = {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
+# Face detection, the one heavy step: its worker pool uses every core of its pod, and a week of
+# partitions holds up to 6 GiB of decoded images and annotations in flight.
+DETECTOR_RESOURCES = {"requests": {"cpu": "4", "memory": "6Gi"}, "limits": {"memory": "6Gi"}}
 
 
 def fanout() -> str:
@@ -48,8 +54,18 @@ def step_pod_executor() -> dg.ExecutorDefinition:
     return k8s_job_executor
 
 
+def pod_resources_tags(resources: Mapping[str, object]) -> dict[str, object]:
+    """The dagster-k8s/config tag that gives a run's (or a step's) pod `resources`; the
+    launcher merges it over runK8sConfig."""
+    return {"dagster-k8s/config": {"container_config": {"resources": resources}}}
+
+
 def step_pod_job_tags() -> dict[str, object]:
     """On Kubernetes a small run pod for a step-pod job, instead of runK8sConfig's."""
-    if fanout() == KUBERNETES:
-        return {"dagster-k8s/config": {"container_config": {"resources": ORCHESTRATOR_RESOURCES}}}
-    return {}
+    return pod_resources_tags(ORCHESTRATOR_RESOURCES) if fanout() == KUBERNETES else {}
+
+
+def detector_run_tags() -> dict[str, object]:
+    """On Kubernetes the detector's resources for a run pod that holds annotation steps only
+    (the daemon's annotation runs, in-process like every other automation run)."""
+    return pod_resources_tags(DETECTOR_RESOURCES) if fanout() == KUBERNETES else {}

@@ -14,18 +14,19 @@ import time
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+
+from identity_data.dagster_private import CheckRunHealthResult, WorkerStatus
 
 PROC = Path("/proc")
 
 
 def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
     """(pid, logged at) from the run worker's "Started process for run" engine event."""
-    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
         data = entry.dagster_event.engine_event_data if entry.dagster_event else None
         pid = data.metadata.get("pid") if data else None
-        if pid is not None:
+        # Dagster logs the pid as text; an int is read the same way.
+        if pid is not None and isinstance(pid.value, int | str):
             return int(pid.value), entry.timestamp
     return None
 
@@ -60,7 +61,7 @@ def worker_alive(pid: int, logged_at: float) -> bool:
     return started is None or started <= logged_at + 2
 
 
-class LocalRunLauncher(DefaultRunLauncher):
+class LocalRunLauncher(dg.DefaultRunLauncher):
     """DefaultRunLauncher plus a health check of the run worker's process."""
 
     @property

@@ -14,6 +14,16 @@ COLUMN_SCHEMA = "dagster/column_schema"
 TYPE_COLUMNS = ("capture_type", "field", "reason")
 
 
+def number(value: object, empty: float) -> float:
+    """A numeric polars aggregate (`Series.mean()`, `.min()`, `.max()`) as a float, `empty` when
+    it is None (no non-null values). Polars types these as any Python literal, so this checks."""
+    if value is None:
+        return empty
+    if not isinstance(value, int | float):
+        raise TypeError(f"expected a numeric aggregate, got a {type(value).__name__}")
+    return float(value)
+
+
 def markdown_table(df: pl.DataFrame) -> dg.MetadataValue:
     header = "| " + " | ".join(df.columns) + " |\n|" + "---|" * df.width + "\n"
     rows = "".join(

@@ -102,13 +102,14 @@ def create(
     import dagster as dg
 
     from identity_data.definitions import defs as load_defs
+    from identity_data.definitions import materializable
     from identity_data.defs.snapshots.assets import SNAPSHOT
-    from identity_data.defs.snapshots.partitions import snapshots
+    from identity_data.defs.snapshots.partitions import SNAPSHOTS
 
     store.check_id(snapshot_id)
     instance = dg.DagsterInstance.get()
-    if not instance.has_dynamic_partition(snapshots.name, snapshot_id):
-        instance.add_dynamic_partitions(snapshots.name, [snapshot_id])
+    if not instance.has_dynamic_partition(SNAPSHOTS, snapshot_id):
+        instance.add_dynamic_partitions(SNAPSHOTS, [snapshot_id])
     defs = load_defs()
     config = {
         "min_posterior": min_posterior,
@@ -116,7 +117,7 @@ def create(
         "exclude_capture_types": list(exclude_capture_types),
     }
     result = dg.materialize(
-        list(defs.assets or []),
+        materializable(defs),
         selection=dg.AssetSelection.assets(SNAPSHOT),
         partition_key=snapshot_id,
         instance=instance,

@@ -10,25 +10,39 @@ import polars as pl
 from identity_data.metadata import markdown_table
 
 
+def polars_schema(model: type[pa.DataFrameModel]) -> pl.Schema:
+    """The model's columns and polars dtypes, in the model's order: the one place a frame's
+    schema is written is its pandera model; empty frames and warehouse DDL derive from this."""
+    return pl.Schema({c: s.dtype.type for c, s in model.to_schema().columns.items()})
+
+
 def empty_frame(model: type[pa.DataFrameModel]) -> pl.DataFrame:
     """A zero-row frame with exactly the model's columns and dtypes."""
-    return pl.DataFrame(schema={c: s.dtype.type for c, s in model.to_schema().columns.items()})
+    return pl.DataFrame(schema=polars_schema(model))
 
 
 def conform(df: pl.DataFrame, model: type[pa.DataFrameModel]) -> pl.DataFrame:
     """Order and cast columns to the model; a missing column raises naming it."""
-    columns = model.to_schema().columns
-    missing = [c for c in columns if c not in df.columns]
+    schema = polars_schema(model)
+    missing = [c for c in schema if c not in df.columns]
     if missing:
         raise ValueError(f"{model.__name__}: frame lacks columns {missing}")
-    return df.select(pl.col(c).cast(s.dtype.type) for c, s in columns.items())
+    return df.select(pl.col(c).cast(dtype) for c, dtype in schema.items())
+
+
+# Every schema check's name ends so: `<model>_schema`.
+SCHEMA_CHECK_SUFFIX = "_schema"
+
+
+def schema_check_name(model: type[pa.DataFrameModel]) -> str:
+    return f"{model.__name__}{SCHEMA_CHECK_SUFFIX}"
 
 
 def schema_check_spec(
     asset: dg.AssetKey | str, model: type[pa.DataFrameModel]
 ) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        name=f"{model.__name__}_schema",
+        name=schema_check_name(model),
         asset=asset,
         blocking=True,
         description=f"Rows match the pandera model {model.__name__} (types, nulls, values).",
@@ -62,7 +76,7 @@ def schema_result(
     failures: pl.DataFrame,
 ) -> dg.AssetCheckResult:
     """The schema check's result from `schema_failures` of every batch of the output."""
-    name = f"{model.__name__}_schema"
+    name = schema_check_name(model)
     if failures.height:
         summary = (
             failures.group_by("column", "check")

@@ -43,6 +43,9 @@ def build_drop_sensor(
     instead of flooding the instance. Runs belong to the named job `job_name`, so the runs list
     says what they do.
     """
+    partitions_name = partitions_def.name
+    if partitions_name is None:
+        raise ValueError(f"{name}: its dynamic partitions definition needs a name")
     job = dg.define_asset_job(job_name, selection=target, description=description)
 
     @dg.sensor(
@@ -75,7 +78,7 @@ def build_drop_sensor(
                 continue
             if partition is None:
                 continue
-            if not context.instance.has_dynamic_partition(partitions_def.name, partition):
+            if not context.instance.has_dynamic_partition(partitions_name, partition):
                 new_keys.append(partition)
             runs.append(
                 dg.RunRequest(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.storage.defs_state.base import _current_storage
 
+from identity_data.dagster_private import reset_defs_state_storage
 from identity_data.definitions import defs as load_defs
 from identity_data.sample import generate
 from identity_data.settings import ensure_local_key
@@ -22,7 +22,7 @@ def _no_stale_defs_state_storage():
     under test that enters one and disposes it elsewhere leaves that storage pointing at a dead
     instance, and every later definitions load in this process fails. Each test starts clean."""
     yield
-    _current_storage.set(None)
+    reset_defs_state_storage()
 
 
 @pytest.fixture

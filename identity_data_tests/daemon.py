@@ -18,12 +18,16 @@ import duckdb
 import polars as pl
 
 from identity_data import demo
+from identity_data.dagster_private import sensor_ids
+from identity_data.defs.automation import AUTOMATION_SENSORS
 from identity_data.settings import ENV, HOME
 from identity_data_tests.services import Service
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON = REPO / ".venv" / "bin" / "dagster-daemon"
 PROC = Path("/proc")
+# Columns that record when something ran, not what it produced.
+VOLATILE_COLUMNS = ("loaded_at", "materialized_at", "parsed_at", "extracted_at", "inferred_at")
 WAREHOUSE_TABLES = ("captures", "annotations", "labels", "annotator_quality", "training_examples")
 # Each table's key: frames are compared sorted by it.
 TABLE_KEYS = {
@@ -37,7 +41,7 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
-SENSORS = ("campaign_drop_sensor", "label_export_sensor", "downstream_automation")
+SENSORS = ("campaign_drop_sensor", "label_export_sensor", *AUTOMATION_SENSORS)
 
 
 def descendants(pid: int) -> list[int]:
@@ -135,8 +139,7 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float, daemon:
 
 def ticks(instance: dg.DagsterInstance, sensor: str, after: float) -> list:
     """The sensor's ticks that started after `after` (epoch seconds), oldest first."""
-    origin = demo._origin(sensor)
-    found = instance.get_ticks(origin.get_id(), origin.get_selector().get_id(), limit=200)
+    found = instance.get_ticks(*sensor_ids(demo.location(), sensor), limit=200)
     return sorted((t for t in found if t.timestamp > after), key=lambda t: t.timestamp)
 
 
@@ -169,10 +172,15 @@ def materialized(instance: dg.DagsterInstance, run_ids: list[str]) -> list[tuple
 
 
 def warehouse_frames(home: Path) -> dict[str, pl.DataFrame]:
-    """Every warehouse table, sorted by its key, so two builds compare frame by frame."""
+    """Every warehouse table, sorted by its key, so two builds compare frame by frame: without
+    the columns that say when a row was written, and with the data home (in local blob URIs)
+    replaced by a placeholder, since two builds live in two folders."""
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         frames = {}
         for table in WAREHOUSE_TABLES:
             frame = con.execute(f'SELECT * FROM "{table}"').pl()
+            frame = frame.drop(VOLATILE_COLUMNS, strict=False).with_columns(
+                pl.col(pl.String).str.replace_all(str(home), "$IDENTITY_DATA_HOME", literal=True)
+            )
             frames[table] = frame.sort(TABLE_KEYS.get(table, ["capture_id"]))
         return frames

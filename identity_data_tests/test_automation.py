@@ -5,7 +5,7 @@ import dagster as dg
 import pytest
 
 from identity_data import demo
-from identity_data.defs.automation import AUTOMATION_SENSOR
+from identity_data.defs.automation import ANNOTATION_SENSOR, AUTOMATION_SENSOR
 from identity_data.defs.labels.sensors import label_export_sensor
 from identity_data_tests.conftest import POOLED, SAMPLE_DAYS
 
@@ -48,19 +48,19 @@ def test_automation_tick_by_tick(sample_home, instance):
     assert path.tick(sensors[label_export_sensor.name]) == 1
     (parsed,) = {p for _, p in launched(instance, seen)}
     assert parsed.startswith(f"{LATE}@")
-    assert path.tick(sensors[AUTOMATION_SENSOR]) == 1
+    assert path.tick_automation() == 1
     assert launched(instance, seen) == POOLED
     event = instance.get_latest_materialization_event(dg.AssetKey(["labels", "consensus_labels"]))
     changed = event.asset_materialization.metadata["changed_partitions"].value
     assert "2026-11-27" in changed["production"]
-    assert path.tick(sensors[AUTOMATION_SENSOR]) >= 1
+    assert path.tick_automation() >= 1
     expected = {
         (f"warehouse/{source}_training_examples", partition)
         for source, partitions in changed.items()
         for partition in partitions
     }
     assert launched(instance, seen) == expected
-    assert path.tick(sensors[AUTOMATION_SENSOR]) == 0
+    assert path.tick_automation() == 0
 
     # A re-uploaded export (same name, new content) is a new partition and one run.
     (exports / LATE).write_bytes(held.replace(b'"genuine"', b'"print"', 1))
@@ -68,32 +68,36 @@ def test_automation_tick_by_tick(sample_home, instance):
     (reparsed,) = {p for _, p in launched(instance, seen)}
     assert reparsed.startswith(f"{LATE}@") and reparsed != parsed
 
-    # A backfill of an older day: the first tick requests its own downstream partitions and
-    # consensus; the next, near-duplicates over the new annotations; the next, the day's
-    # training examples and those of every partition whose labels or clusters the pooled runs
-    # report changed (never next to a pooled run about to change them); then nothing.
+    # A backfill of an older day, with the two automation sensors ticking in the order the
+    # demo does not use (the daemon ticks them in any order). The first tick requests the day's
+    # captures table and consensus, but not its annotations table: the day's annotations are
+    # due and their sensor has not ticked. Then the annotations; then their table and
+    # near-duplicates over them; then the day's training examples and those of every partition
+    # whose labels or clusters the pooled runs report changed (never next to a pooled run about
+    # to change them); then nothing.
     (daily,) = demo.DAILY_SOURCES
     path.backfill(daily, SAMPLE_DAYS[:1])
     launched(instance, seen)
     day = SAMPLE_DAYS[0]
-    assert path.tick(sensors[AUTOMATION_SENSOR]) >= 1
+    downstream, annotation = sensors[AUTOMATION_SENSOR], sensors[ANNOTATION_SENSOR]
+    assert path.tick(downstream) >= 1
+    assert launched(instance, seen) == {("warehouse/production_captures", day), *POOLED}
+    assert path.tick(annotation) == 1
+    assert launched(instance, seen) == {("annotations/production_annotations", day)}
+    assert path.tick(downstream) == 2
     assert launched(instance, seen) == {
-        ("annotations/production_annotations", day),
-        ("warehouse/production_captures", day),
         ("warehouse/production_annotations", day),
-        *POOLED,
+        ("annotations/near_duplicates", None),
     }
-    assert path.tick(sensors[AUTOMATION_SENSOR]) == 1
-    assert launched(instance, seen) == {("annotations/near_duplicates", None)}
     reported = {
         (f"warehouse/{source}_training_examples", partition)
         for key in (["labels", "consensus_labels"], ["annotations", "near_duplicates"])
         for source, partitions in reported_changes(instance, dg.AssetKey(key)).items()
         for partition in partitions
     }
-    assert path.tick(sensors[AUTOMATION_SENSOR]) >= 1
+    assert path.tick(downstream) >= 1
     assert launched(instance, seen) == {("warehouse/production_training_examples", day), *reported}
-    assert path.tick(sensors[AUTOMATION_SENSOR]) == 0
+    assert path.tick_automation() == 0
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in instance.get_runs())
     assert sum(path.tick(s) for s in path.sensors) == 0
 

@@ -3,9 +3,14 @@
 import dagster as dg
 import pytest
 
+from identity_data.contracts import ROW_ACCOUNTING
 from identity_data.definitions import defs as load_defs
+from identity_data.defs.annotations.checks import DUPLICATE_RATE, SELFIE_FACE_RATE
+from identity_data.defs.automation import AUTOMATION_SENSORS, TRIGGER_TAG
+from identity_data.defs.labels.checks import LABEL_COVERAGE, LABELS_IN_TAXONOMY
 from identity_data.sources import SOURCE_NAMES as SOURCES
 from identity_data.sources import SOURCES as REGISTRY
+from identity_data.validation import SCHEMA_CHECK_SUFFIX
 
 EXPECTED_GROUPS = {
     "raw": {f"raw/{s}_{t}" for s in SOURCES for t in ("captures", "quarantine")},
@@ -74,7 +79,9 @@ def test_every_table_has_a_blocking_schema_check(repo):
     graph = repo.asset_graph
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     for key in graph.get_all_asset_keys():
-        names = [n for k, n in checks if k == key.to_user_string() and n.endswith("_schema")]
+        names = [
+            n for k, n in checks if k == key.to_user_string() and n.endswith(SCHEMA_CHECK_SUFFIX)
+        ]
         assert names, f"{key.to_user_string()} has no schema check"
     blocking = {
         (spec.key.asset_key.to_user_string(), spec.name)
@@ -83,18 +90,19 @@ def test_every_table_has_a_blocking_schema_check(repo):
         if spec.blocking
     }
     assert {
-        ("raw/production_captures", "row_accounting"),
-        ("labels/consensus_labels", "labels_in_taxonomy"),
+        ("raw/production_captures", ROW_ACCOUNTING),
+        ("labels/consensus_labels", LABELS_IN_TAXONOMY),
     } <= blocking
-    assert ("labels/consensus_labels", "label_coverage") in checks
-    assert ("annotations/near_duplicates", "duplicate_rate") in checks
-    assert ("annotations/production_annotations", "selfie_face_rate") in checks
+    assert ("labels/consensus_labels", LABEL_COVERAGE) in checks
+    assert ("annotations/near_duplicates", DUPLICATE_RATE) in checks
+    assert ("annotations/production_annotations", SELFIE_FACE_RATE) in checks
 
 
 def test_sensors_schedule_and_automation(repo):
     assert {s.name for s in repo.sensor_defs} == {
         "campaign_drop_sensor",
         "label_export_sensor",
+        "annotation_automation",
         "downstream_automation",
         "run_failure_alert",
         "freshness_alert",
@@ -105,15 +113,25 @@ def test_sensors_schedule_and_automation(repo):
     schedule = schedules["production_daily_schedule"]
     assert schedule.job_name == "production_daily"
     assert schedule.cron_schedule == "0 2 * * *"
-    for definition in (schedule, repo.get_sensor_def("downstream_automation")):
+    automation = [repo.get_sensor_def(name) for name in AUTOMATION_SENSORS]
+    for definition in (schedule, *automation):
         assert definition.description and len(definition.description) > 40, definition.name
     # Sensor-launched runs name their target: named jobs for the drop sensors, a trigger tag on
-    # every run the automation sensor launches.
+    # every run the automation sensors launch.
     assert repo.get_sensor_def("label_export_sensor").job_name == "parse_label_export"
     assert repo.get_sensor_def("campaign_drop_sensor").job_name == "extract_campaign"
-    automation = repo.get_sensor_def("downstream_automation")
-    assert automation.run_tags == {"identity_data/trigger": "downstream_automation"}
+    # Locally no pod settings: the annotation runs differ only by their trigger.
+    for sensor in automation:
+        assert sensor.run_tags == {TRIGGER_TAG: sensor.name}
+    # Between them the two automation sensors target every automated asset, each exactly once:
+    # the face-detection annotations in runs of their own.
     graph = repo.asset_graph
+    targets = [s.asset_selection.resolve(graph) for s in automation]
+    annotations = {dg.AssetKey(["annotations", f"{s}_annotations"]) for s in SOURCES}
+    assert targets[0] == annotations
+    assert not targets[0] & targets[1]
+    automated = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition}
+    assert automated <= targets[0] | targets[1]
     assert graph.get(dg.AssetKey(["raw", "production_captures"])).automation_condition is None
     for key in (
         "annotations/production_annotations",

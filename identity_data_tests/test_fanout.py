@@ -3,24 +3,23 @@ deployment's environment), and a 30-day backfill through a real instance's backf
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import subprocess
-import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.test_utils import create_test_daemon_workspace_context
-from dagster._core.workspace.load_target import ModuleTarget
-from dagster._daemon.backfill import execute_backfill_iteration
 
+from identity_data.dagster_private import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,
+    CodeLocation,
+    run_backfill,
+)
+from identity_data.defs.automation import ANNOTATION_SENSOR, AUTOMATION_SENSOR
 from identity_data.fanout import FANOUT, PARTITIONS_PER_RUN
 from identity_data.settings import ENV
+from identity_data_tests import probe
 from identity_data_tests.services import REPO
 
 SOURCES = ("production", "campaign", "open_dataset")
@@ -35,44 +34,6 @@ CHAIN = (
     "warehouse/{}_training_examples",
 )
 RAW = [dg.AssetKey(["raw", "production_captures"]), dg.AssetKey(["raw", "production_quarantine"])]
-_PROBE = """
-import json
-import dagster as dg
-from identity_data.definitions import defs
-repo = defs().get_repository_def()
-graph = repo.asset_graph
-policies = {
-    key.to_user_string(): str(graph.get(key).backfill_policy)
-    for key in graph.get_all_asset_keys()
-    if graph.get(key).partitions_def is not None
-}
-jobs = {
-    name: [repo.get_job(name).executor_def.name, dict(repo.get_job(name).tags)]
-    for name in repo.job_names
-    if name.endswith("_annotation")
-}
-print(json.dumps({"policies": policies, "jobs": jobs}))
-"""
-
-
-def _probe(env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in (ENV, FANOUT)}
-    return subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        env={**clean, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _load(env: dict[str, str]) -> dict:
-    probe = _probe(env)
-    assert probe.returncode == 0, probe.stderr[-3000:]
-    return json.loads(probe.stdout.splitlines()[-1])
-
-
 CHUNKED = f"BackfillPolicy.multi_run(max_partitions_per_run={PARTITIONS_PER_RUN})"
 
 
@@ -85,7 +46,7 @@ CHUNKED = f"BackfillPolicy.multi_run(max_partitions_per_run={PARTITIONS_PER_RUN}
     ],
 )
 def test_definitions_fan_out_by_deployment(env: dict[str, str], policy: str, executor: str):
-    loaded = _load(env)
+    loaded = probe.load(env)
     chain = {table.format(source) for source in SOURCES for table in CHAIN}
     assert {loaded["policies"][key] for key in chain} == {policy}
     assert set(loaded["jobs"]) == {f"{source}_annotation" for source in SOURCES}
@@ -93,12 +54,15 @@ def test_definitions_fan_out_by_deployment(env: dict[str, str], policy: str, exe
         assert job_executor == executor
         # A step-pod job's run pod only orchestrates, so it asks for a small pod.
         assert ("dagster-k8s/config" in tags) == (executor == "k8s")
+    # The daemon's annotation runs ask for the detector's pod; its other runs for runK8sConfig's.
+    pods = {name: "dagster-k8s/config" in tags for name, tags in loaded["automation"].items()}
+    assert pods == {ANNOTATION_SENSOR: executor == "k8s", AUTOMATION_SENSOR: False}
 
 
 def test_unknown_fanout_fails_naming_the_variable():
-    probe = _probe({FANOUT: "pods"})
-    assert probe.returncode != 0
-    assert "IDENTITY_DATA_FANOUT must be 'single' or 'kubernetes'" in probe.stderr
+    result = probe.run({FANOUT: "pods"})
+    assert result.returncode != 0
+    assert "IDENTITY_DATA_FANOUT must be 'single' or 'kubernetes'" in result.stderr
 
 
 # Runs stay queued; the code server is told to stop at the end but not waited for (on a loaded
@@ -133,38 +97,17 @@ def _backfill(
     monkeypatch.delenv(FANOUT, raising=False)
     end = date(2026, 11, 28)
     days = [(end - timedelta(days=i)).isoformat() for i in reversed(range(30))]
-    target = ModuleTarget(
+    location = CodeLocation(
         module_name="identity_data.definitions",
         attribute="defs",
         working_directory=str(REPO),
         location_name="identity_data",
+        repository_name="__repository__",
     )
-    with create_test_daemon_workspace_context(target, instance) as workspace:
-        request = workspace.create_request_context()
-        (entry,) = request.get_code_location_entries().values()
-        assert entry.code_location is not None, entry.load_error
-        backfill = PartitionBackfill.from_asset_partitions(
-            backfill_id="thirtydays",
-            asset_graph=request.asset_graph,
-            partition_names=days,
-            asset_selection=RAW,
-            backfill_timestamp=time.time(),
-            tags={},
-            dynamic_partitions_store=instance,
-            all_partitions=False,
-            title=None,
-            description=None,
-            run_config=None,
-        )
-        instance.add_backfill(backfill)
-        for _ in range(3):
-            list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "thirtydays"}))
+    run_backfill(instance, location, "thirtydays", RAW, days, iterations=3)
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: "thirtydays"}))
     ranges = sorted(
-        (
-            run.tags["dagster/asset_partition_range_start"],
-            run.tags["dagster/asset_partition_range_end"],
-        )
+        (run.tags[ASSET_PARTITION_RANGE_START_TAG], run.tags[ASSET_PARTITION_RANGE_END_TAG])
         for run in runs
     )
     assert ranges == _chunks(days, per_run)

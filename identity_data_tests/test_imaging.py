@@ -5,7 +5,7 @@ import pytest
 
 from identity_data import imaging
 from identity_data.imaging import DecodeStatus
-from identity_data_tests.defs.annotations import images
+from identity_data.sample import images
 
 
 @pytest.fixture(scope="module")

@@ -50,8 +50,9 @@ def base_face(face_id: int) -> Image.Image:
     if face_id == LFW_FACES:
         source = Image.fromarray(skdata.astronaut()).crop(ASTRONAUT_BOX)
     else:
-        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
-            source = Image.open(fh).convert("RGB").crop(GRACE_HOPPER_BOX)
+        path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+        with Image.open(path) as image:
+            source = image.convert("RGB").crop(GRACE_HOPPER_BOX)
     return source.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.LANCZOS)
 
 

@@ -394,6 +394,8 @@ def _inject_broken(
     broken = []
     for index, kind in zip(picks, BROKEN_KINDS, strict=False):
         row = production[index]
+        if row.job is None:
+            raise ValueError(f"production capture {index} has no render job to break")
         job = replace(row.job, kind="broken", broken_kind=kind)
         production[index] = replace(row, truth=None, job=job)
         broken.append((row.capture_id, kind))

@@ -93,6 +93,10 @@ def replay_attack(rng: np.random.Generator, face_id: int) -> Image.Image:
     return place_quad(rng, scene, device, scale=rng.uniform(0.8, 0.95), jitter=0.03)
 
 
+def _binarize(value: int) -> int:
+    return 255 if value > 128 else 0
+
+
 def mask_attack(rng: np.random.Generator, face_id: int) -> Image.Image:
     """Someone wearing a paper cut-out of the victim's face: hard edge, eye holes, paper grain."""
     width, height = SELFIE_SIZE
@@ -118,7 +122,7 @@ def mask_attack(rng: np.random.Generator, face_id: int) -> Image.Image:
     )
     arr = (0.8 * arr + 0.2 * arr.mean()) * (0.92 + 0.16 * grain[..., None] / 255.0)
     face = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-    hard = soft.point(lambda p: 255 if p > 128 else 0)
+    hard = soft.point(_binarize)
     fdraw = ImageDraw.Draw(face)
     eye_w, eye_h = size * 0.13, size * 0.065
     for ex in (0.34, 0.66):

@@ -28,7 +28,7 @@ def near_duplicate(rng: np.random.Generator, original: bytes, transform: str) ->
         img = src.convert("RGB")
     target = imagehash.phash(img)
     for _ in range(MAX_DRAWS):
-        data = _transformed(rng, img, transform)
+        data = transformed(rng, img, transform)
         with Image.open(io.BytesIO(data)) as copy:
             if imagehash.phash(copy) - target <= MAX_PHASH_DISTANCE:
                 return data
@@ -37,7 +37,10 @@ def near_duplicate(rng: np.random.Generator, original: bytes, transform: str) ->
     )
 
 
-def _transformed(rng: np.random.Generator, img: Image.Image, transform: str) -> bytes:
+def transformed(
+    rng: np.random.Generator, img: Image.Image, transform: str, max_crop: float = MAX_CROP
+) -> bytes:
+    """One draw of `transform` on `img`, as JPEG bytes; a re-crop cuts up to `max_crop` a side."""
     w, h = img.size
     if transform == "recompress":
         return encode_jpeg(img, int(rng.integers(30, 61)))
@@ -48,7 +51,7 @@ def _transformed(rng: np.random.Generator, img: Image.Image, transform: str) -> 
         )
         return encode_jpeg(small, int(rng.integers(75, 93)))
     if transform == "recrop":
-        left, top, right, bottom = rng.uniform(0.01, MAX_CROP, size=4)
+        left, top, right, bottom = rng.uniform(0.01, max_crop, size=4)
         box = (round(w * left), round(h * top), w - round(w * right), h - round(h * bottom))
         return encode_jpeg(img.crop(box).resize((w, h), Image.Resampling.LANCZOS), 85)
     raise ValueError(f"unknown near-duplicate transform {transform!r}")

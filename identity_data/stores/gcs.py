@@ -108,8 +108,10 @@ class GcsBlobStore:
                 data,
                 content_type="application/octet-stream",
                 if_generation_match=0,
-                retry=self.put_retry,
-                timeout=self.timeout,
+                # google-cloud-storage is unannotated, so pyright types each parameter by its
+                # default; both take a float timeout and a conditional policy by their docs.
+                retry=self.put_retry,  # pyright: ignore[reportArgumentType]
+                timeout=self.timeout,  # pyright: ignore[reportArgumentType]
                 checksum="crc32c",
             )
         except gexc.PreconditionFailed:
@@ -121,21 +123,30 @@ class GcsBlobStore:
     def read(self, key: str) -> bytes:
         try:
             return self.bucket.blob(self._name(key)).download_as_bytes(
-                retry=self.retry, timeout=self.timeout, checksum="crc32c"
+                retry=self.retry,
+                # Unannotated library: timeout is typed by its int default (see put_if_absent).
+                timeout=self.timeout,  # pyright: ignore[reportArgumentType]
+                checksum="crc32c",
             )
         except gexc.NotFound as err:
             raise FileNotFoundError(self.uri(key)) from err
 
     def open(self, key: str) -> BinaryIO:
         # Chunked ranged reads: a 200 MB label export streams instead of landing in memory.
-        return self.bucket.blob(self._name(key)).open("rb", retry=self.retry)
+        # "rb" opens a BlobReader (binary); the unannotated open() is typed as every mode's union.
+        blob = self.bucket.blob(self._name(key))
+        return blob.open("rb", retry=self.retry)  # pyright: ignore[reportReturnType]
 
     def exists(self, key: str) -> bool:
-        return self.bucket.blob(self._name(key)).exists(retry=self.retry, timeout=self.timeout)
+        blob = self.bucket.blob(self._name(key))
+        # Unannotated library: timeout is typed by its int default (see put_if_absent).
+        return blob.exists(retry=self.retry, timeout=self.timeout)  # pyright: ignore[reportArgumentType]
 
     def delete(self, key: str) -> bool:
         try:
-            self.bucket.blob(self._name(key)).delete(retry=self.retry, timeout=self.timeout)
+            blob = self.bucket.blob(self._name(key))
+            # Unannotated library: timeout is typed by its int default (see put_if_absent).
+            blob.delete(retry=self.retry, timeout=self.timeout)  # pyright: ignore[reportArgumentType]
         except gexc.NotFound:
             return False
         return True
@@ -149,7 +160,8 @@ class GcsBlobStore:
             prefix=root + prefix,
             page_size=self.page_size,
             retry=self.retry,
-            timeout=self.timeout,
+            # Unannotated library: timeout is typed by its int default (see put_if_absent).
+            timeout=self.timeout,  # pyright: ignore[reportArgumentType]
         )
         for page in blobs.pages:
             for blob in page:

@@ -1,6 +1,7 @@
 """Parquet IO manager for the lake: a local folder or gs://, one file per partition."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster reads the nested `deployment` annotation when
+# the class is created, and only a real class lets it accept the deployment configured at launch.
 
 import contextlib
 import tempfile
@@ -12,16 +13,16 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
-from dagster._core.storage.upath_io_manager import is_dict_type
 from dagster_polars import PolarsParquetIOManager
 from dagster_polars.io_managers.utils import get_metadata_schema
 from pydantic import PrivateAttr
 from upath import UPath
 
 from identity_data.contracts import ALLOW_MISSING_PARTITIONS, PARTITION_COLUMN
+from identity_data.dagster_private import is_dict_type
 from identity_data.metadata import add_partition_metadata, partition_metadata
 from identity_data.safety import UnsafePathError, check_partition_key
-from identity_data.settings import resolve_settings
+from identity_data.stores.deployment import Deployment
 
 # A write's temporary file: the `.tmp` suffix matches no reader's `*.parquet`; one older than
 # STALE_TMP_SECONDS is a killed write's leftover and is removed by the next write beside it.
@@ -77,11 +78,13 @@ class LakeIOManager(PolarsParquetIOManager):
     leaves half a partition; GCS object writes are atomic by themselves.
     """
 
+    # The run's deployment, whose settings were resolved once at launch.
+    deployment: Deployment
     # (run id, path) of every file written by this process: two outputs never share one path.
     _written: set[tuple[str, str]] = PrivateAttr(default_factory=set)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        base = self.base_dir or f"{resolve_settings().lake_url}/tables"
+        base = self.base_dir or f"{self.deployment.settings.lake_url}/tables"
         self._base_path = UPath(base, **dict(self.cloud_storage_options or {}))
 
     def get_metadata(
@@ -91,7 +94,9 @@ class LakeIOManager(PolarsParquetIOManager):
         # special-category data, so only the schema and the row count reach Dagster's metadata.
         if obj is None:
             return {"missing": dg.MetadataValue.bool(True)}
-        metadata = {"dagster/column_schema": get_metadata_schema(obj)}
+        metadata: dict[str, dg.MetadataValue] = {
+            "dagster/column_schema": dg.MetadataValue.table_schema(get_metadata_schema(obj))
+        }
         if isinstance(obj, pl.DataFrame):
             metadata["dagster/row_count"] = dg.MetadataValue.int(obj.height)
         return metadata
@@ -125,7 +130,9 @@ class LakeIOManager(PolarsParquetIOManager):
         # The UI and the API accept any partition key; this one is about to become a file name.
         check_partition_key(partition, f"{context.asset_key.to_user_string()} partition")
         full = super().get_path_for_partition(context, path, partition)
-        if _is_local(full) and not Path(full).resolve().is_relative_to(Path(path).resolve()):
+        if _is_local(full) and not Path(full.path).resolve().is_relative_to(
+            Path(path.path).resolve()
+        ):
             raise UnsafePathError(f"partition {partition} resolves outside {path}")
         return full
 

@@ -13,8 +13,10 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 import polars.selectors as cs
+from polars.datatypes import DataTypeClass
 
 from identity_data.safety import check_sql_name, sql_literal
+from identity_data.validation import polars_schema
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,7 @@ def table_spec(
     cluster_columns: tuple[str, ...] = (),
 ) -> TableSpec:
     """Derive a table's columns from its pandera model, the single source of the schema."""
-    schema = model.to_schema()
-    columns = {col: spec.dtype.type for col, spec in schema.columns.items()}
-    return TableSpec(name, columns, partition_column, cluster_columns)
+    return TableSpec(name, polars_schema(model), partition_column, cluster_columns)
 
 
 # Column -> accepted values: the rows one partition (or a partition range) owns in a table.
@@ -70,7 +70,7 @@ def view_predicate(slice_: Slice) -> str:
     )
 
 
-_DUCKDB_TYPES: dict[type[pl.DataType], str] = {
+_DUCKDB_TYPES: dict[DataTypeClass | type[pl.DataType], str] = {
     pl.String: "VARCHAR",
     pl.Int64: "BIGINT",
     pl.Int32: "INTEGER",
@@ -82,11 +82,10 @@ _DUCKDB_TYPES: dict[type[pl.DataType], str] = {
 }
 
 
-def duckdb_type(dtype: pl.DataType) -> str:
-    base = dtype.base_type() if isinstance(dtype, pl.DataType) else dtype
-    if base is pl.List:
+def duckdb_type(dtype: pl.DataType | DataTypeClass) -> str:
+    if isinstance(dtype, pl.List):
         return f"{duckdb_type(dtype.inner)}[]"
-    return _DUCKDB_TYPES[base]
+    return _DUCKDB_TYPES[dtype.base_type()]
 
 
 def check_rows_in_slice(spec: TableSpec, df: pl.DataFrame, slice_: Slice) -> None:

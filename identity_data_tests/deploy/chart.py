@@ -76,3 +76,25 @@ def validate(document: dict[str, Any]) -> str:
 def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     (match,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
     return match
+
+
+def check_pod(job: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
+    """A valid Job whose pod has `resources`, the pipeline's identity, security context,
+    settings and secret references."""
+    assert validate(job) == "1.37"
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"] == resources
+    assert pod["serviceAccountName"] == "identity-data"
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert job["spec"]["backoffLimit"] == 0
+    refs = {next(iter(source.values()))["name"] for source in container["envFrom"]}
+    assert {"identity-data-settings", "identity-data-secrets"} <= refs
+    env = {item["name"]: item for item in container["env"]}
+    assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "dagster-postgresql-secret",
+        "key": "postgresql-password",
+    }
+    return container

@@ -1,17 +1,26 @@
 """deploy/helm/values.yaml through the official chart: Helm's schema check and renderer, then
-every object through kubernetes-validate --strict."""
+every object through kubernetes-validate --strict; the chart's run launcher against the Kubernetes
+API recorder."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 import yaml
 from helm_python.errors import HelmError
 
+from identity_data.dagster_private import launch_asset_job_run
+from identity_data.defs.automation import ANNOTATION_SENSOR, AUTOMATION_SENSOR
+from identity_data.fanout import DETECTOR_RESOURCES, FANOUT, KUBERNETES
+from identity_data_tests import probe
 from identity_data_tests.deploy import chart
+from identity_data_tests.deploy.kube_recorder import KubeRecorder
+from identity_data_tests.deploy.pods import IMAGE
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +158,42 @@ def _broken(change: str) -> dict[str, Any]:
 def test_broken_values_are_rejected(chart_dir: Path, change: str) -> None:
     with pytest.raises(HelmError):
         chart.render(chart_dir, _broken(change))
+
+
+@pytest.fixture
+def recorder() -> Iterator[KubeRecorder]:
+    kube = KubeRecorder()
+    yield kube
+    kube.close()
+
+
+def test_automation_runs_get_their_pods_from_the_run_launcher(
+    objects: list[dict[str, Any]], recorder: KubeRecorder, tmp_path: Path
+) -> None:
+    """The daemon's annotation runs: the chart's real K8sRunLauncher, given a run with the
+    annotation sensor's tags, asks for a run pod with the detector's resources; every other
+    automation run gets runK8sConfig's."""
+    launcher = _instance(objects)["run_launcher"]
+    launcher["config"].update(
+        load_incluster_config=False,
+        kubeconfig_file=str(recorder.write_kubeconfig(tmp_path / "kubeconfig")),
+    )
+    run_pod = launcher["config"]["run_k8s_config"]["container_config"]["resources"]
+    expected = {ANNOTATION_SENSOR: DETECTOR_RESOURCES, AUTOMATION_SENSOR: run_pod}
+    assert run_pod != DETECTOR_RESOURCES
+    # As the cluster's code server defines them: a fresh process with the Kubernetes fan-out.
+    tags = probe.load({FANOUT: KUBERNETES})["automation"]
+    assert set(tags) == set(expected)
+    with dg.instance_for_test(overrides={"run_launcher": launcher}) as instance:
+        for sensor, resources in expected.items():
+            run = launch_asset_job_run(
+                instance,
+                "identity_data.definitions",
+                "defs",
+                IMAGE,
+                {**tags[sensor], "dagster/partition": "2026-11-28"},
+            )
+            job = recorder.jobs[(chart.NAMESPACE, f"dagster-run-{run.run_id}")]
+            container = chart.check_pod(job, resources)
+            assert container["image"] == IMAGE
+            assert container["args"][-4:-1] == ["dagster", "api", "execute_run"]

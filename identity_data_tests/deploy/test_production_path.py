@@ -25,8 +25,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import make_url
 
-from identity_data.defs.annotations.assets import HEAVY_STEP_TAGS
-from identity_data.fanout import FANOUT, KUBERNETES, ORCHESTRATOR_RESOURCES
+from identity_data.fanout import DETECTOR_RESOURCES, FANOUT, KUBERNETES, ORCHESTRATOR_RESOURCES
 from identity_data_tests.conftest import SAMPLE_DAYS
 from identity_data_tests.deploy import chart, pods
 from identity_data_tests.deploy.kube_recorder import KubeRecorder
@@ -41,7 +40,6 @@ SECRETS_PG = {"dagster-postgresql-secret": {"postgresql-password": "trust-auth-i
 _RUN_K8S = chart.load_values()["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
 # Run pods: runK8sConfig, not the code server's 2Gi (includeConfigInLaunchedRuns is off).
 RUN_POD_RESOURCES = _RUN_K8S["containerConfig"]["resources"]
-STEP_POD_RESOURCES = HEAVY_STEP_TAGS["dagster-k8s/config"]["container_config"]["resources"]
 
 
 @pytest.fixture(scope="module")
@@ -297,31 +295,9 @@ def _run_pod(job, objects, pod_secrets, workdir: Path, name: str, image: str) ->
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
 
-def _check_pod(job: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
-    """A valid Job whose pod has `resources`, the pipeline's identity, security context,
-    settings and secret references."""
-    assert chart.validate(job) == "1.37"
-    pod = job["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert container["resources"] == resources
-    assert pod["serviceAccountName"] == "identity-data"
-    assert pod["securityContext"]["runAsUser"] == 10001
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    assert job["spec"]["backoffLimit"] == 0
-    refs = {next(iter(source.values()))["name"] for source in container["envFrom"]}
-    assert {"identity-data-settings", "identity-data-secrets"} <= refs
-    env = {item["name"]: item for item in container["env"]}
-    assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "dagster-postgresql-secret",
-        "key": "postgresql-password",
-    }
-    return container
-
-
 def _check_job(job: dict[str, Any], job_name: str, resources: dict[str, Any]) -> None:
     """What the run launcher asked Kubernetes for: the run pod."""
-    container = _check_pod(job, resources)
+    container = chart.check_pod(job, resources)
     assert container["args"][:3] == ["dagster", "api", "execute_run"]
     assert job["metadata"]["labels"]["dagster/job"] == job_name
 
@@ -329,7 +305,7 @@ def _check_job(job: dict[str, Any], job_name: str, resources: dict[str, Any]) ->
 def _check_step_job(job: dict[str, Any], run_id: str) -> None:
     """What the k8s_job_executor asked for: the detector's step pod, with the annotation
     asset's dagster-k8s/config resources over the run launcher's settings."""
-    container = _check_pod(job, STEP_POD_RESOURCES)
+    container = chart.check_pod(job, DETECTOR_RESOURCES)
     assert container["args"][:3] == ["dagster", "api", "execute_step"]
     labels = job["metadata"]["labels"]
     assert labels["dagster/run-id"] == run_id

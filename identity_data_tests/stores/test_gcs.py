@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from identity_data.stores.blobs import content_key
+from identity_data.stores.deployment import Deployment
 from identity_data.stores.gcs import GcsBlobStore, storage_retry
 from identity_data.stores.lake_io import LakeIOManager
 from identity_data_tests.services import FaultProxy, Service, storage_client
@@ -158,9 +159,11 @@ def test_default_client_from_emulator_env(gcs_emulator_env: Service, bucket: str
     assert store.uri("k.bin") == f"gs://{bucket}/deploy/lake/k.bin"
 
 
-def test_parquet_lake_partitioned_asset_on_gcs(fake_gcs: Service, bucket: str) -> None:
-    # Explicit endpoint and anonymous token: no STORAGE_EMULATOR_HOST needed by gcsfs.
+def test_parquet_lake_partitioned_asset_on_gcs(fake_gcs: Service, bucket: str, data_home) -> None:
+    # Explicit endpoint and anonymous token: no STORAGE_EMULATOR_HOST needed by gcsfs; the
+    # (local) deployment is overridden by `base_dir`.
     io_manager = LakeIOManager(
+        deployment=Deployment(),
         base_dir=f"gs://{bucket}/prefix/tables",
         storage_options={"endpoint_url": fake_gcs.url, "token": "anon"},
     )

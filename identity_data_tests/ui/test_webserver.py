@@ -10,6 +10,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from identity_data.contracts import ROW_ACCOUNTING
+from identity_data.defs.automation import AUTOMATION_SENSORS
+from identity_data.defs.raw.checks import UNDECODABLE_RATE
+from identity_data.defs.raw.schemas import CaptureManifest
+from identity_data.defs.warehouse.schemas import TrainingExample
+from identity_data.validation import schema_check_name
 from identity_data_tests.ui.dagster_ui import Stack, chromium, dagster_stack, require_browser
 
 if TYPE_CHECKING:
@@ -72,7 +78,7 @@ def test_lineage_shows_groups_assets_and_training_examples_upstream(stack: Stack
     jump.fill("production_training_examples")
     jump.press("Enter")
     expect(page.get_by_text("warehouse / production_training_examples")).to_be_visible()
-    expect(page.get_by_role("link", name="TrainingExample_schema")).to_be_visible()
+    expect(page.get_by_role("link", name=schema_check_name(TrainingExample))).to_be_visible()
 
     nav(page, "Catalog").click()
     search = page.get_by_role("textbox", name="Search and filter assets")
@@ -99,11 +105,11 @@ def test_asset_page_shows_materialization_and_passed_checks(stack: Stack, page: 
     expect(page.get_by_text("Latest materialization")).to_be_visible()
     expect(page.get_by_text(stack.campaign).first).to_be_visible()
     page.get_by_role("tab", name="Checks").click()
-    checks = ("CaptureManifest_schema", "row_accounting", "undecodable_rate")
+    checks = (schema_check_name(CaptureManifest), ROW_ACCOUNTING, UNDECODABLE_RATE)
     for check in checks:
         expect(page.get_by_text(check, exact=True).first).to_be_visible()
     expect(page.get_by_text("Succeeded", exact=True)).to_have_count(len(checks))
-    page.get_by_text("row_accounting", exact=True).first.click()
+    page.get_by_text(ROW_ACCOUNTING, exact=True).first.click()
     expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
 
 
@@ -112,7 +118,7 @@ def test_automation_lists_sensors_and_daily_schedule(stack: Stack, page: Page):
 
     page.goto(stack.url)
     nav(page, "Automation").click()
-    for sensor in ("campaign_drop_sensor", "label_export_sensor", "downstream_automation"):
+    for sensor in ("campaign_drop_sensor", "label_export_sensor", *AUTOMATION_SENSORS):
         expect(page.get_by_text(sensor, exact=True).first).to_be_visible()
     expect(page.get_by_text("production_daily_schedule", exact=True)).to_be_visible()
     expect(page.get_by_text("At 02:00 AM UTC").first).to_be_visible()

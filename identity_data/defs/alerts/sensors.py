@@ -40,6 +40,8 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> dg.SkipReason | No
     for record in context.instance.all_logs(
         run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ):
+        if record.dagster_event is None:
+            continue
         evaluation = record.dagster_event.asset_check_evaluation_data
         if not evaluation.passed and evaluation.blocking:
             check = messages.check_failed(
@@ -62,6 +64,8 @@ def freshness_alert(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     url = _webhook()
     if not url:
         return dg.SkipReason(f"{messages.WEBHOOK_URL_ENV} is not set")
+    if context.repository_def is None:
+        raise dg.DagsterInvariantViolationError("freshness_alert needs its repository's assets")
     keys = dg.AssetSelection.all().resolve(context.repository_def.asset_graph)
     records = context.instance.get_freshness_state_records(list(keys))
     # The cursor holds the last state seen per asset, so a failure is posted when it begins.

@@ -22,7 +22,7 @@ from identity_data.defs.annotations.checks import (
 from identity_data.defs.annotations.infer import ANNOTATOR_CODE_VERSION, annotate_captures
 from identity_data.defs.annotations.metadata import annotation_metadata
 from identity_data.defs.annotations.schemas import NearDuplicates
-from identity_data.fanout import backfill_policy
+from identity_data.fanout import DETECTOR_RESOURCES, backfill_policy, pod_resources_tags
 from identity_data.sources import SOURCES, CaptureSource
 from identity_data.stores.deployment import Deployment
 from identity_data.validation import schema_check, schema_check_spec
@@ -39,15 +39,9 @@ MANIFEST_COLUMNS = [
 # What near-duplicate detection reads of each source's annotations.
 HASH_INPUT = ["capture_id", PARTITION_COLUMN, *dedup.HASH_COLUMNS]
 # Face detection is the one heavy step: in a k8s_job_executor run (defs/annotations/jobs.py) it
-# gets its own pod with these resources (detector workers use every core; ARCHITECTURE.md,
-# "Running on Kubernetes").
-HEAVY_STEP_TAGS = {
-    "dagster-k8s/config": {
-        "container_config": {
-            "resources": {"requests": {"cpu": "4", "memory": "6Gi"}, "limits": {"memory": "6Gi"}}
-        }
-    }
-}
+# gets its own pod with these resources; the daemon's annotation runs give them to their run pod
+# instead (defs/automation.py; ARCHITECTURE.md, "Running on Kubernetes").
+HEAVY_STEP_TAGS = pod_resources_tags(DETECTOR_RESOURCES)
 # What a partition's training examples read from the clusters.
 CLUSTER_DIGEST_COLUMNS = ["capture_id", "cluster_id", "is_representative"]
 

@@ -11,8 +11,11 @@ import dagster as dg
 import polars as pl
 
 from identity_data.defs.annotations.schemas import PartitionedAnnotations
+from identity_data.metadata import number
 from identity_data.validation import schema_check, schema_check_spec
 
+SELFIE_FACE_RATE = "selfie_face_rate"
+DUPLICATE_RATE = "duplicate_rate"
 # Below this many selfies a rate is noise (one miss in 4 is 25 points): the check reports, passes.
 MIN_SELFIES = 20
 DUPLICATE_CEILING = 0.15
@@ -22,7 +25,7 @@ def annotation_check_specs(key: dg.AssetKey, face_floor: float) -> list[dg.Asset
     return [
         schema_check_spec(key, PartitionedAnnotations),
         dg.AssetCheckSpec(
-            "selfie_face_rate",
+            SELFIE_FACE_RATE,
             asset=key,
             description=f"At least {face_floor:.0%} of decodable selfies (other than an open "
             f"dataset's known non-faces) have a detected face; judged from {MIN_SELFIES} selfies.",
@@ -38,9 +41,9 @@ def annotation_check_results(
         (pl.col("capture_type") == "selfie") & (pl.col("source_label").fill_null("") != "non_face")
     ).select("capture_id")
     selfies = rows.join(selfies, on="capture_id").filter(pl.col("decode_status") == "ok")
-    face_rate = float((selfies["face_count"] > 0).mean()) if selfies.height else None
+    face_rate = number((selfies["face_count"] > 0).mean(), 0.0) if selfies.height else None
     yield dg.AssetCheckResult(
-        check_name="selfie_face_rate",
+        check_name=SELFIE_FACE_RATE,
         asset_key=key,
         passed=selfies.height < MIN_SELFIES or (face_rate or 0.0) >= face_floor,
         metadata={"selfies": selfies.height, "face_rate": face_rate or 0.0, "floor": face_floor},
@@ -49,7 +52,7 @@ def annotation_check_results(
 
 def duplicate_check_spec(key: dg.AssetKey) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        "duplicate_rate",
+        DUPLICATE_RATE,
         asset=key,
         description="Share of captures that are redundant near-copies of another capture "
         f"(warns above {DUPLICATE_CEILING:.0%}).",
@@ -60,13 +63,13 @@ def duplicate_check_result(clusters: pl.DataFrame, key: dg.AssetKey) -> dg.Asset
     redundant = int((~clusters["is_representative"]).sum()) if clusters.height else 0
     rate = redundant / clusters.height if clusters.height else 0.0
     return dg.AssetCheckResult(
-        check_name="duplicate_rate",
+        check_name=DUPLICATE_RATE,
         asset_key=key,
         passed=rate <= DUPLICATE_CEILING,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "captures": clusters.height,
             "redundant_copies": redundant,
-            "duplicate_rate": rate,
+            DUPLICATE_RATE: rate,
         },
     )

@@ -46,7 +46,9 @@ _JOIN_ROWS = 4_000_000
 # pHash of the whole image, then of the image with 3% and 6% cut from every side: a copy
 # re-cropped by 1-8% per side is much closer to one of the inset crops than to the whole image.
 HASH_COLUMNS = ("phash", "phash_crop3", "phash_crop6")
-PAIR_SCHEMA = {"capture_id_a": pl.String, "capture_id_b": pl.String, "distance": pl.Int64}
+PAIR_SCHEMA = pl.Schema(
+    {"capture_id_a": pl.String, "capture_id_b": pl.String, "distance": pl.Int64}
+)
 
 
 def hash_to_int(hex_hash: pl.Expr) -> pl.Expr:

@@ -27,38 +27,21 @@ from identity_data.stores.content_cache import ContentCache
 # Bump when the row-building or metric code changes meaning, so the asset re-materialises.
 METRICS_VERSION = "2"
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-LANDMARK_COLUMNS = tuple(f"landmark_{n}_{axis}" for n in LANDMARK_NAMES for axis in ("x", "y"))
-
-ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
-    "capture_id": pl.String(),
-    "decode_status": pl.String(),
-    "decode_reason": pl.String(),
-    "width": pl.Int64(),
-    "height": pl.Int64(),
-    "face_count": pl.Int64(),
-    "face_x": pl.Int64(),
-    "face_y": pl.Int64(),
-    "face_w": pl.Int64(),
-    "face_h": pl.Int64(),
-    "face_score": pl.Float64(),
-    "face_area_share": pl.Float64(),
-    "landmark_count": pl.Int64(),
-    **{c: pl.Float64() for c in LANDMARK_COLUMNS},
-    "sharpness": pl.Float64(),
-    "face_sharpness": pl.Float64(),
-    "brightness": pl.Float64(),
-    "highlight_clip": pl.Float64(),
-    "shadow_clip": pl.Float64(),
-    "phash": pl.String(),
-    "phash_crop3": pl.String(),
-    "phash_crop6": pl.String(),
-    "model_name": pl.String(),
-    "model_version": pl.String(),
-    "model_weights_sha256": pl.String(),
-}
 
 Reader = Callable[[str], bytes]
 Row = dict[str, object]
+
+
+@functools.cache
+def annotation_schema() -> pl.Schema:
+    """The columns of an annotation row, as the table's pandera model declares them."""
+    # Imported on first use, not with this module: the pool's fork server preloads this module,
+    # and pandera (and Dagster, through validation) would add seconds to its start. Workers
+    # build rows as dicts of the columns they know; absent ones become nulls in the frame.
+    from identity_data.defs.annotations.schemas import AnnotationRows
+    from identity_data.validation import polars_schema
+
+    return polars_schema(AnnotationRows)
 
 
 def default_detector() -> FaceDetector:
@@ -90,8 +73,7 @@ def _r(value: float) -> float:
 
 def annotate_one(capture_id: str, data: bytes, detector: FaceDetector) -> Row:
     """One annotation row; bad bytes give a row with a decode status and reason."""
-    row: Row = {column: None for column in ANNOTATION_SCHEMA}
-    row.update(
+    row: Row = dict(
         capture_id=capture_id,
         model_name=detector.name,
         model_version=detector.version,
@@ -140,8 +122,7 @@ def annotate_one(capture_id: str, data: bytes, detector: FaceDetector) -> Row:
 
 
 def _unreadable(capture_id: str, exc: Exception, detector: FaceDetector) -> Row:
-    row: Row = {column: None for column in ANNOTATION_SCHEMA}
-    row.update(
+    return dict(
         capture_id=capture_id,
         decode_status=imaging.DecodeStatus.UNREADABLE.value,
         decode_reason=f"{type(exc).__name__}: {exc}"[:200],
@@ -149,7 +130,6 @@ def _unreadable(capture_id: str, exc: Exception, detector: FaceDetector) -> Row:
         model_version=detector.version,
         model_weights_sha256=detector.weights_sha256,
     )
-    return row
 
 
 # Per-process state of a pool worker (or of the caller, inline): set once by _init_worker.
@@ -257,11 +237,10 @@ def annotate_blobs(
             _run_pooled, reader=None if reader is None else pickle.dumps(reader)
         )
         rows = [row for rows in pool.map(run, _chunks(ordered, chunk_size)) for row in rows]
-    return pl.DataFrame(rows, schema=ANNOTATION_SCHEMA)
+    return pl.DataFrame(rows, schema=annotation_schema())
 
 
 ANNOTATION_CACHE = "annotations"
-CONTENT_SCHEMA = {c: t for c, t in ANNOTATION_SCHEMA.items() if c != "capture_id"}
 
 
 def annotate_captures(
@@ -279,12 +258,14 @@ def annotate_captures(
     new ones are annotated (and then stored). `cache_store=None` computes everything.
     """
     contents = manifest.group_by("sha256").agg(pl.col("blob_key").min()).sort("sha256")
+    # A cached row is keyed by its content, not by a capture.
+    content_schema = {c: t for c, t in annotation_schema().items() if c != "capture_id"}
     cache = None
     if cache_store is not None:
         cache = ContentCache(cache_store, ANNOTATION_CACHE, code_version(detector_factory()))
-        known = cache.get(contents["sha256"], CONTENT_SCHEMA)
+        known = cache.get(contents["sha256"], content_schema)
     else:
-        known = pl.DataFrame(schema={"sha256": pl.String, **CONTENT_SCHEMA})
+        known = pl.DataFrame(schema={"sha256": pl.String, **content_schema})
     todo = contents.join(known.select("sha256"), on="sha256", how="anti")
     fresh = annotate_blobs(
         list(zip(todo["sha256"], todo["blob_key"], strict=True)),
@@ -299,6 +280,6 @@ def annotate_captures(
     return (
         manifest.select("capture_id", "sha256")
         .join(by_content, on="sha256", how="left")
-        .select(list(ANNOTATION_SCHEMA))
+        .select(list(annotation_schema()))
         .sort("capture_id")
     )

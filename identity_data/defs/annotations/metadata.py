@@ -6,6 +6,8 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from identity_data.metadata import number
+
 BINS = 10
 
 
@@ -29,7 +31,5 @@ def annotation_metadata(rows: pl.DataFrame) -> dict[str, dg.MetadataValue]:
         "sharpness_histogram": _histogram(ok["sharpness"].log1p(), "log1p(sharpness)"),
         "brightness_histogram": _histogram(ok["brightness"], "brightness"),
         "face_size_histogram": _histogram(ok["face_area_share"], "face share of image"),
-        "face_detected_rate": dg.MetadataValue.float(
-            float((ok["face_count"] > 0).mean()) if ok.height else 0.0
-        ),
+        "face_detected_rate": dg.MetadataValue.float(number((ok["face_count"] > 0).mean(), 0.0)),
     }

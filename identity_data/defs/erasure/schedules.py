@@ -3,7 +3,7 @@
 import dagster as dg
 
 from identity_data.defs.erasure.assets import AUDIT, ERASURE_JOB, REDACTIONS
-from identity_data.defs.erasure.partitions import erasure_requests
+from identity_data.defs.erasure.partitions import ERASURE_REQUESTS, erasure_requests
 from identity_data.defs.erasure.requests import file_request, new_request_id, retention_request
 from identity_data.defs.erasure.retention import DEFAULT_MAX_AGE_DAYS, DEFAULT_SNAPSHOT_IN_USE_DAYS
 from identity_data.stores.deployment import Deployment
@@ -27,7 +27,7 @@ def retention_sweep(context: dg.ScheduleEvaluationContext, deployment: Deploymen
     """Files a retention request and runs it: old production captures leave every store."""
     request_id = new_request_id("retention")
     # The partition first: erasure_request_sensor runs only requests that have none yet.
-    context.instance.add_dynamic_partitions(erasure_requests.name, [request_id])
+    context.instance.add_dynamic_partitions(ERASURE_REQUESTS, [request_id])
     file_request(
         deployment.lake,
         request_id,

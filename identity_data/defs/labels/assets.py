@@ -13,7 +13,7 @@ from identity_data.defs.labels.parse import (
     parse_flat_csv,
     parse_label_studio,
 )
-from identity_data.defs.labels.partitions import label_exports
+from identity_data.defs.labels.partitions import LABEL_EXPORTS, label_exports
 from identity_data.defs.labels.pooling import CAPTURE_COLUMNS, assemble_consensus, known_captures
 from identity_data.defs.labels.schemas import (
     AnnotatorQuality,
@@ -154,7 +154,7 @@ def consensus(
     """Pool every export (latest wins) and aggregate annotators into one label per task."""
     captures = known_captures(manifests.values())
     result = assemble_consensus(
-        annotations, context.instance.get_dynamic_partitions(label_exports.name), captures
+        annotations, context.instance.get_dynamic_partitions(LABEL_EXPORTS), captures
     )
     labels, quality, matched, unmatched = (
         result.labels,

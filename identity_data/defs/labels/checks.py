@@ -7,11 +7,16 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from identity_data.contracts import ROW_ACCOUNTING
 from identity_data.defs.labels import consensus as cs
 from identity_data.defs.labels.metadata import LOW_CONFIDENCE
 from identity_data.defs.labels.taxonomy import TAXONOMY_VERSION, taxonomy_frame
-from identity_data.metadata import markdown_table
+from identity_data.metadata import markdown_table, number
 
+LABEL_COVERAGE = "label_coverage"
+LOW_CONFIDENCE_SHARE = "low_confidence_share"
+LABELS_IN_TAXONOMY = "labels_in_taxonomy"
+ANNOTATOR_DRIFT = "annotator_drift"
 MIN_COVERAGE = 0.8
 MAX_LOW_CONFIDENCE_SHARE = 0.2
 DRIFT_POINTS = 0.10
@@ -22,31 +27,31 @@ DRIFT_MIN_LABELS = 50
 def consensus_check_specs(labels: dg.AssetKey, quality: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(
-            "label_coverage",
+            LABEL_COVERAGE,
             asset=labels,
             description=f"Per capture day, at least {MIN_COVERAGE:.0%} of the production captures "
             "have a consensus attack_type label.",
         ),
         dg.AssetCheckSpec(
-            "low_confidence_share",
+            LOW_CONFIDENCE_SHARE,
             asset=labels,
             description=f"At most {MAX_LOW_CONFIDENCE_SHARE:.0%} of labels have a posterior "
             f"below {LOW_CONFIDENCE}.",
         ),
         dg.AssetCheckSpec(
-            "labels_in_taxonomy",
+            LABELS_IN_TAXONOMY,
             asset=labels,
             blocking=True,
             description=f"Every consensus label is allowed by taxonomy {TAXONOMY_VERSION}.",
         ),
         dg.AssetCheckSpec(
-            "row_accounting",
+            ROW_ACCOUNTING,
             asset=labels,
             blocking=True,
             description="Pooled annotations = annotations for known captures + unmatched ones.",
         ),
         dg.AssetCheckSpec(
-            "annotator_drift",
+            ANNOTATOR_DRIFT,
             asset=quality,
             description=f"No annotator's accuracy against consensus in their latest export (of "
             f"{DRIFT_MIN_LABELS}+ labels) is more than {DRIFT_POINTS * 100:.0f} points below their "
@@ -104,38 +109,38 @@ def consensus_checks(
     pooled_rows: int,
 ) -> Iterator[dg.AssetCheckResult]:
     coverage = coverage_by_day(labels, captures.filter(pl.col("source") == "production"))
-    worst = coverage["coverage"].min() if coverage.height else 1.0
+    worst = number(coverage["coverage"].min(), 1.0)
     yield dg.AssetCheckResult(
-        check_name="label_coverage",
+        check_name=LABEL_COVERAGE,
         asset_key=labels_key,
-        passed=bool(worst >= MIN_COVERAGE),
+        passed=worst >= MIN_COVERAGE,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"min_daily_coverage": float(worst), "by_day": markdown_table(coverage)},
+        metadata={"min_daily_coverage": worst, "by_day": markdown_table(coverage)},
     )
-    low = float((labels["posterior"] < LOW_CONFIDENCE).mean() or 0.0) if labels.height else 0.0
+    low = number((labels["posterior"] < LOW_CONFIDENCE).mean(), 0.0)
     yield dg.AssetCheckResult(
-        check_name="low_confidence_share",
+        check_name=LOW_CONFIDENCE_SHARE,
         asset_key=labels_key,
         passed=low <= MAX_LOW_CONFIDENCE_SHARE,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"low_confidence_share": low},
+        metadata={LOW_CONFIDENCE_SHARE: low},
     )
     outside = labels.join(taxonomy_frame(), on=["task", "label"], how="anti").height
     yield dg.AssetCheckResult(
-        check_name="labels_in_taxonomy",
+        check_name=LABELS_IN_TAXONOMY,
         asset_key=labels_key,
         passed=outside == 0,
         metadata={"labels_outside_taxonomy": outside},
     )
     yield dg.AssetCheckResult(
-        check_name="row_accounting",
+        check_name=ROW_ACCOUNTING,
         asset_key=labels_key,
         passed=pooled_rows == matched.height + unmatched.height,
         metadata={"pooled": pooled_rows, "matched": matched.height, "unmatched": unmatched.height},
     )
     drifted = drift(matched, labels).filter("drifted")
     yield dg.AssetCheckResult(
-        check_name="annotator_drift",
+        check_name=ANNOTATOR_DRIFT,
         asset_key=quality_key,
         passed=drifted.is_empty(),
         severity=dg.AssetCheckSeverity.WARN,

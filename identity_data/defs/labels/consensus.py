@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from identity_data.defs.labels.schemas import AnnotatorConfusion, AnnotatorQuality, ConsensusLabels
 from identity_data.defs.labels.taxonomy import TAXONOMY_VERSION, labels_for
+from identity_data.validation import empty_frame, polars_schema
 
 # Floor for probabilities before log/normalise (same as crowd-kit) so a never-seen
 # (true, given) pair does not become log(0).
@@ -93,19 +95,13 @@ def _mv_frame(enc: _Encoded, counts: np.ndarray) -> pl.DataFrame:
     )
 
 
-_MV_SCHEMA = {
-    "capture_id": pl.String,
-    "task": pl.String,
-    "mv_label": pl.String,
-    "n_annotators": pl.Int64,
-    "agreement": pl.Float64,
-}
+_MV_COLUMNS = ("capture_id", "task", "mv_label", "n_annotators", "agreement")
 
 
 def majority_vote(df: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Per (capture_id, task): mv_label, n_annotators and agreement (share voting mv_label)."""
     frames = [_mv_frame(enc, _vote_counts(enc)) for enc in _encode_tasks(df)]
-    return pl.concat(frames) if frames else pl.DataFrame(schema=_MV_SCHEMA)
+    return pl.concat(frames) if frames else empty_frame(ConsensusLabels).select(_MV_COLUMNS)
 
 
 def _m_step(enc: _Encoded, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,25 +173,6 @@ def _quality_frame(enc: _Encoded, post: np.ndarray, confusion: np.ndarray) -> pl
     )
 
 
-_LABELS_SCHEMA = {
-    "capture_id": pl.String,
-    "task": pl.String,
-    "label": pl.String,
-    "posterior": pl.Float64,
-    "mv_label": pl.String,
-    "n_annotators": pl.Int64,
-    "agreement": pl.Float64,
-    "taxonomy_version": pl.String,
-}
-_QUALITY_SCHEMA = {
-    "annotator": pl.String,
-    "task": pl.String,
-    "accuracy": pl.Float64,
-    "n_labels": pl.Int64,
-    "confusion": pl.String,
-}
-
-
 def dawid_skene(
     df: pl.DataFrame | pl.LazyFrame, max_iter: int = 100, tol: float = 1e-5
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -226,7 +203,7 @@ def dawid_skene(
         )
         quality.append(_quality_frame(enc, post, confusion))
     if not labels:
-        return pl.DataFrame(schema=_LABELS_SCHEMA), pl.DataFrame(schema=_QUALITY_SCHEMA)
+        return empty_frame(ConsensusLabels), empty_frame(AnnotatorQuality)
     return pl.concat(labels), pl.concat(quality)
 
 
@@ -240,13 +217,7 @@ def confusion_long(quality: pl.DataFrame) -> pl.DataFrame:
     ]
     return pl.DataFrame(
         rows,
-        schema={
-            "annotator": pl.String,
-            "task": pl.String,
-            "true_label": pl.String,
-            "given_label": pl.String,
-            "probability": pl.Float64,
-        },
+        schema=polars_schema(AnnotatorConfusion),
         orient="row",
     )
 

@@ -39,32 +39,23 @@ _BOM = b"\xef\xbb\xbf"
 _CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"  # ISO 8601 with `Z` or `+hh:mm`; naive is invalid
 CSV_COLUMNS = ("capture_id", "annotator", "task", "label", "labeled_at")
 
-# One row per accounting row, before validation. `ann_issue` / `item_issue` / `late_issue` are
-# problems found while streaming; `late_issue` ranks after every vectorised rule.
+# What one row of a file gives, named as the tables of labels/schemas.py name it. The outputs
+# are these columns after the export's export_id and source_file, with the parsed `created_at`
+# (annotations) or the `reason` (quarantine); their pandera models check them. This module
+# imports no pandera model to derive them: pandera and pandas alone would add ~130 MiB to the
+# process that streams a 200 MB export in ~300 MiB.
+_ROW_COLUMNS = ("task_position", "capture_id", "annotation_id", "annotator", "task", "label")
+# One row per accounting row, before validation: the row's columns, `created_at` as the file
+# wrote it, and `ann_issue` / `item_issue` / `late_issue`, problems found while streaming;
+# `late_issue` ranks after every vectorised rule.
 _RAW_SCHEMA: dict[str, pl.DataType] = {
     "task_position": pl.Int64(),
-    "capture_id": pl.String(),
-    "annotation_id": pl.String(),
-    "annotator": pl.String(),
-    "task": pl.String(),
-    "label": pl.String(),
+    **{c: pl.String() for c in _ROW_COLUMNS[1:]},
     "created_at": pl.String(),
     "ann_issue": pl.String(),
     "item_issue": pl.String(),
     "late_issue": pl.String(),
 }
-ANNOTATION_COLUMNS = (
-    "export_id",
-    "source_file",
-    "task_position",
-    "capture_id",
-    "annotation_id",
-    "annotator",
-    "task",
-    "label",
-    "created_at",
-)
-QUARANTINE_COLUMNS = (*ANNOTATION_COLUMNS[:-1], "reason")
 
 
 class LabelExportError(ValueError):
@@ -179,12 +170,12 @@ def _task_rows(task_obj: object, position: int, seen_ids: set[str]) -> Iterator[
         if not result:
             yield (*head, None, None, created_at, ann_issue or "empty_result", None, None)
         # Two usable results for one task inside one annotation contradict; the first is kept.
-        answered: set[str] = set()
+        answered: set[str | None] = set()
         for task, label, item_issue in _result_rows(result):
             if item_issue == "result_item_not_object":
                 yield _type_error(head, item_issue)
                 continue
-            usable = item_issue is None and task in TAXONOMY and label in TAXONOMY[task]
+            usable = item_issue is None and task is not None and label in TAXONOMY.get(task, ())
             late_issue = "duplicate_task_in_annotation" if usable and task in answered else None
             if usable:
                 answered.add(task)
@@ -412,8 +403,8 @@ def _validate(
         [
             checked.filter(valid)
             .with_columns(pl.col("parsed_at").alias("created_at"))
-            .select(*source, *ANNOTATION_COLUMNS[2:]),
-            checked.filter(~valid).select(*source, *_grammar_only(QUARANTINE_COLUMNS[2:])),
+            .select(*source, *_ROW_COLUMNS, "created_at"),
+            checked.filter(~valid).select(*source, *_grammar_only(_ROW_COLUMNS), "reason"),
         ]
     )
     return annotations, quarantine

@@ -2,4 +2,6 @@
 
 import dagster as dg
 
-label_exports = dg.DynamicPartitionsDefinition(name="label_exports")
+# The name as a plain str: the definition's `name` attribute is typed optional.
+LABEL_EXPORTS = "label_exports"
+label_exports = dg.DynamicPartitionsDefinition(name=LABEL_EXPORTS)

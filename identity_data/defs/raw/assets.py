@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from identity_data.contracts import ROW_ACCOUNTING
 from identity_data.defs.raw.batches import Spill
 from identity_data.defs.raw.checks import undecodable_result, undecodable_spec
 from identity_data.defs.raw.extract import (
@@ -45,7 +46,7 @@ EXTRACTORS: dict[str, Reader] = {"capture_db": _read_capture_db, "drop_folder": 
 
 def accounting_spec(source: CaptureSource) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        "row_accounting",
+        ROW_ACCOUNTING,
         asset=source.key("raw", "captures"),
         blocking=True,
         description="Source records in = manifest + quarantined + tombstoned (erased) rows.",
@@ -86,7 +87,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
         """Copy the partition's blobs into the raw zone and write its manifest."""
         key = deployment.settings.pseudonym_key
         rows_in, tombstoned = 0, 0
-        tombstones = load_tombstones(deployment.lake)
+        tombstones: frozenset[str] | None = None
         # Batches are spilled to local files as they come, so memory holds one batch whatever
         # the day's size; the outputs stream from there into the lake.
         with tempfile.TemporaryDirectory(prefix="raw-") as tmp:
@@ -100,6 +101,11 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
                     rows_in += records.height
                     stored = stored or StoredBlobs(store.read, deployment.lake, STORED_BLOBS_LIMIT)
                     last = records["capture_id"].drop_nulls().tail(1).to_list()
+                    if tombstones is None:
+                        # Listed once the source has answered, as late as one listing per run
+                        # allows: an erasure filed while the source query waited or ran is
+                        # honoured here rather than written and scrubbed again.
+                        tombstones = load_tombstones(deployment.lake)
                     records, dropped = drop_tombstoned(records, tombstones, key)
                     tombstoned += dropped
                     manifest, bad = ingest(
@@ -135,7 +141,7 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
         yield schema_result(CaptureManifest, captures, manifests.rows, manifests.failures)
         yield schema_result(RawQuarantine, quarantine, quarantines.rows, quarantines.failures)
         yield dg.AssetCheckResult(
-            check_name="row_accounting",
+            check_name=ROW_ACCOUNTING,
             asset_key=captures,
             passed=rows_in == manifests.rows + quarantines.rows + tombstoned,
             metadata={

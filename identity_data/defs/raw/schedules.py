@@ -18,7 +18,8 @@ production_daily_schedule = dg.build_schedule_from_partitioned_job(
     production_daily_job,
     description=(
         "At 02:00 UTC, extracts the previous day's production captures into the raw zone; "
-        "downstream_automation then runs that day's annotations and warehouse tables."
+        "annotation_automation then runs that day's annotations, downstream_automation its "
+        "warehouse tables."
     ),
     hour_of_day=2,
     default_status=dg.DefaultScheduleStatus.RUNNING,

@@ -8,25 +8,36 @@ import polars as pl
 from identity_data.sources import CAPTURE_TYPES, SOURCE_NAMES
 
 
-class CaptureManifest(pa.DataFrameModel):
-    """One decodable capture whose blob sits, content-addressed, in the raw zone."""
+class SourcePartitioned(pa.DataFrameModel):
+    """Columns that tie a row to the raw partition it came from."""
 
-    capture_id: str = pa.Field(unique=True)
+    capture_id: str
     source: str = pa.Field(isin=SOURCE_NAMES)
     source_partition: str
+    capture_date: pl.Date
+
+
+class Capture(SourcePartitioned):
+    """A capture wherever a table lists one: pseudonymous subject, type, blob location."""
+
+    capture_id: str = pa.Field(unique=True)
     subject_pseudonym: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
     capture_type: str = pa.Field(isin=CAPTURE_TYPES)
     device: str = pa.Field(nullable=True)
     captured_at: pl.Datetime(time_zone="UTC")  # pyright: ignore[reportInvalidTypeForm] (pandera dtype)
-    capture_date: pl.Date
     blob_uri: str
-    blob_key: str
     sha256: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
     bytes: pl.Int64 = pa.Field(gt=0)
     width: pl.Int64 = pa.Field(gt=0)
     height: pl.Int64 = pa.Field(gt=0)
-    decode_status: str = pa.Field(isin=["ok"])
     source_label: str = pa.Field(nullable=True)
+
+
+class CaptureManifest(Capture):
+    """One decodable capture whose blob sits, content-addressed, in the raw zone."""
+
+    blob_key: str
+    decode_status: str = pa.Field(isin=["ok"])
 
     class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True

@@ -55,7 +55,8 @@ def input_data_versions(instance: dg.DagsterInstance) -> dict[str, dict[str, str
             for record in page.records:
                 event = record.asset_materialization
                 if event is not None:
-                    versions.setdefault(event.partition or "", event.tags.get(DATA_VERSION_TAG, ""))
+                    tags = event.tags or {}
+                    versions.setdefault(event.partition or "", tags.get(DATA_VERSION_TAG, ""))
             if not page.has_more:
                 break
             cursor = page.cursor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from identity_data.metadata import markdown_table
+from identity_data.metadata import markdown_table, number
 
 BALANCE_CHECK = "split_class_balance"
 BALANCE_TABLE = "class_balance_by_split"
@@ -21,7 +21,7 @@ def balance_check_spec(asset: dg.AssetKey) -> dg.AssetCheckSpec:
 
 
 def balance_check(table: pl.DataFrame, max_gap_points: float, asset: dg.AssetKey):
-    worst = float(table["gap_points"].max() or 0.0) if table.height else 0.0
+    worst = number(table["gap_points"].max(), 0.0)
     return dg.AssetCheckResult(
         check_name=BALANCE_CHECK,
         asset_key=asset,

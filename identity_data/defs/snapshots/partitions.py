@@ -2,4 +2,6 @@
 
 import dagster as dg
 
-snapshots = dg.DynamicPartitionsDefinition(name="snapshots")
+# The name as a plain str: the definition's `name` attribute is typed optional.
+SNAPSHOTS = "snapshots"
+snapshots = dg.DynamicPartitionsDefinition(name=SNAPSHOTS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from identity_data.defs.snapshots.assets import SNAPSHOT
-from identity_data.defs.snapshots.partitions import snapshots
+from identity_data.defs.snapshots.partitions import SNAPSHOTS, snapshots
 
 snapshot_job = dg.define_asset_job(
     "training_snapshot_job",
@@ -25,6 +25,6 @@ snapshot_job = dg.define_asset_job(
 def weekly_snapshot(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Adds the partition `weekly-<date>` and requests it with the default filters."""
     snapshot_id = f"weekly-{context.scheduled_execution_time:%Y-%m-%d}"
-    if not context.instance.has_dynamic_partition(snapshots.name, snapshot_id):
-        context.instance.add_dynamic_partitions(snapshots.name, [snapshot_id])
+    if not context.instance.has_dynamic_partition(SNAPSHOTS, snapshot_id):
+        context.instance.add_dynamic_partitions(SNAPSHOTS, [snapshot_id])
     return dg.RunRequest(run_key=snapshot_id, partition_key=snapshot_id)

@@ -91,6 +91,9 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
         WarehouseAnnotation,
         {"annotations": dg.AssetIn(annotated), "manifest": dg.AssetIn(raw)},
         source,
+        # Annotations run from their own sensor (defs/automation.py): a re-extracted partition
+        # waits for them instead of loading the old ones, then loading again.
+        automation_condition=every_partition(awaiting=[annotated]),
     )
     def annotations(
         context: dg.AssetExecutionContext, annotations: pl.DataFrame, manifest: pl.DataFrame
@@ -111,7 +114,9 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
             "duplicates": dg.AssetIn(NEAR_DUPLICATES),
         },
         source,
-        automation_condition=refreshed_on_change([CONSENSUS, NEAR_DUPLICATES], source.name),
+        automation_condition=refreshed_on_change(
+            [CONSENSUS, NEAR_DUPLICATES], source.name, awaiting=[annotated]
+        ),
     )
     def training_examples(
         context: dg.AssetExecutionContext,

@@ -1,6 +1,10 @@
 """IO manager for warehouse tables: each output replaces exactly the rows its partitions own."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster reads the nested `deployment` annotation when
+# the class is created, and only a real class lets it accept the deployment configured at launch.
+
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -18,7 +22,7 @@ from identity_data.stores.deployment import Deployment
 from identity_data.stores.warehouse import Slice, WarehouseBackend
 
 
-def _slice(context: dg.OutputContext | dg.InputContext, metadata: dict) -> Slice:
+def _slice(context: dg.OutputContext | dg.InputContext, metadata: Mapping[str, Any]) -> Slice:
     """A source-partitioned asset owns (source, source_partition); an unpartitioned one, all."""
     if not context.has_asset_partitions:
         return {}
@@ -29,8 +33,8 @@ def _slice(context: dg.OutputContext | dg.InputContext, metadata: dict) -> Slice
 class WarehouseIOManager(dg.ConfigurableIOManager):
     """DuckDB locally, BigQuery in production: one atomic write per table per run."""
 
-    # The run's deployment, whose settings were resolved once at launch; its warehouse client is
-    # built on first use and shared by every output of the run.
+    # The run's deployment (see defs/resources.py), whose settings were resolved once at launch;
+    # its warehouse client is built on first use and shared by every output of the run.
     deployment: Deployment
 
     def _backend(self) -> WarehouseBackend:

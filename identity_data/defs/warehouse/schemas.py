@@ -6,34 +6,14 @@ import pandera.polars as pa
 import polars as pl
 
 from identity_data.defs.annotations.schemas import AnnotationRows
+from identity_data.defs.raw.schemas import Capture, SourcePartitioned
 from identity_data.sources import CAPTURE_TYPES, SOURCE_NAMES
 
 SPLITS = ("train", "validation", "test")
 
 
-class SourcePartitioned(pa.DataFrameModel):
-    """Columns that tie a warehouse row to the raw partition it came from."""
-
-    capture_id: str
-    source: str = pa.Field(isin=SOURCE_NAMES)
-    source_partition: str
-    capture_date: pl.Date
-
-
-class WarehouseCapture(SourcePartitioned):
-    """A capture as ML users query it: pseudonymous subject, type, blob location."""
-
-    capture_id: str = pa.Field(unique=True)
-    subject_pseudonym: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
-    capture_type: str = pa.Field(isin=CAPTURE_TYPES)
-    device: str = pa.Field(nullable=True)
-    captured_at: pl.Datetime(time_zone="UTC")  # pyright: ignore[reportInvalidTypeForm] (pandera dtype)
-    blob_uri: str
-    sha256: str = pa.Field(str_length={"min_value": 64, "max_value": 64})
-    bytes: pl.Int64 = pa.Field(gt=0)
-    width: pl.Int64 = pa.Field(gt=0)
-    height: pl.Int64 = pa.Field(gt=0)
-    source_label: str = pa.Field(nullable=True)
+class WarehouseCapture(Capture):
+    """A capture as ML users query it: the manifest's row without its raw-zone bookkeeping."""
 
     class Config:  # pyright: ignore[reportIncompatibleVariableOverride] (pandera idiom)
         strict = True

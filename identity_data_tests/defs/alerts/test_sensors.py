@@ -11,8 +11,8 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 
+from identity_data.dagster_private import FreshnessState, FreshnessStateChange
 from identity_data.defs.alerts import messages
 from identity_data.defs.alerts.sensors import freshness_alert, run_failure_alert
 

@@ -5,7 +5,7 @@ import pytest
 from identity_data import imaging
 from identity_data.defs.annotations import dedup
 from identity_data.defs.annotations.schemas import NearDuplicates
-from identity_data_tests.defs.annotations import images
+from identity_data.sample import images
 
 TRANSFORMS = ("recompress", "resize", "recrop")
 

@@ -10,8 +10,8 @@ from polars.testing import assert_frame_equal
 from identity_data.defs.annotations import infer
 from identity_data.defs.annotations.detector import MtcnnDetector, files_sha256
 from identity_data.defs.annotations.schemas import AnnotationRows
+from identity_data.sample import images
 from identity_data.stores.blobs import LocalBlobStore, content_key
-from identity_data_tests.defs.annotations import images
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_weights_digest_and_code_version(detector: MtcnnDetector) -> None:
 
 def test_every_input_gets_one_row_with_status(mixed_items) -> None:
     rows = infer.annotate_blobs(mixed_items, workers=1)
-    assert rows.columns == list(infer.ANNOTATION_SCHEMA)
+    assert rows.columns == list(infer.annotation_schema())
     assert rows["capture_id"].to_list() == sorted(cid for cid, _ in mixed_items)
     AnnotationRows.validate(rows)
     status = dict(zip(rows["capture_id"], rows["decode_status"], strict=True))
@@ -115,7 +115,7 @@ def test_repeated_capture_ids_are_an_error() -> None:
 
 def test_empty_input_gives_empty_typed_frame() -> None:
     rows = infer.annotate_blobs([], workers=1)
-    assert rows.height == 0 and rows.schema == pl.Schema(infer.ANNOTATION_SCHEMA)
+    assert rows.height == 0 and rows.schema == infer.annotation_schema()
 
 
 class CountingDetector(MtcnnDetector):

@@ -3,24 +3,27 @@ snapshots and the Dagster instance; every other row unchanged; tombstones stop r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sqlite3
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
 import pytest
-from dagster._serdes import serialize_value
 from polars.testing import assert_frame_equal
 from upath import UPath
 
 from identity_data import erasure as erasure_cli
 from identity_data import snapshots
+from identity_data.dagster_private import graphql_workspace
 from identity_data.definitions import defs as load_defs
 from identity_data.defs.erasure import assets as erase_assets
 from identity_data.defs.erasure import erase
@@ -36,6 +39,7 @@ from identity_data.stores.bigquery import BigQueryWarehouse
 from identity_data.stores.blobs import LocalBlobStore
 from identity_data.stores.gcs import GcsBlobStore
 from identity_data.stores.warehouse import DuckDBWarehouse
+from identity_data.tombstones import TOMBSTONE_PREFIX, digest
 from identity_data_tests.defs.snapshots.world import (
     DAYS,
     FIRST_SNAPSHOT,
@@ -161,7 +165,7 @@ def occurrences(home: Path, instance: dg.DagsterInstance, found: list[str]) -> d
     for table, frame in duckdb_tables(home).items():
         hits[f"duckdb/{table}"] = sum(frame.write_csv().count(n) for n in found)
     log = "".join(
-        serialize_value(event) + serialize_value(record.dagster_run.run_config)
+        dg.serialize_value(event) + dg.serialize_value(record.dagster_run.run_config)
         for record in instance.get_run_records()
         for event in instance.all_logs(record.dagster_run.run_id)
     )
@@ -237,38 +241,149 @@ def test_erasing_a_subject_leaves_no_trace_and_no_other_change(
         )
 
 
-def test_erasure_by_pseudonym_while_the_same_days_materialize(grown: World, tmp_path: Path) -> None:
-    """The extraction runs in its own process, as a run worker would, and has started (read no
-    tombstone yet, or is about to write the subject) when the erasure begins."""
+# One production day's materialization, raw extraction and its downstream, as one run.
+DAY_CHAIN = ",".join(
+    f"{layer}/production_{table}"
+    for layer, table in (
+        ("raw", "captures"),
+        ("raw", "quarantine"),
+        ("annotations", "annotations"),
+        ("warehouse", "captures"),
+        ("warehouse", "annotations"),
+        ("warehouse", "training_examples"),
+    )
+)
+RAW_STEP = "raw_production"
+
+
+@contextlib.contextmanager
+def capture_db_busy(path: Path) -> Iterator[Callable[[], None]]:
+    """The capture service holding a write transaction on its database (journal mode delete,
+    so readers wait in SQLite's busy handler); yields the commit that ends it."""
+    con = sqlite3.connect(path, isolation_level=None, timeout=60)
+    con.execute("BEGIN EXCLUSIVE")
+    try:
+        yield lambda: con.in_transaction and con.execute("COMMIT")
+    finally:
+        if con.in_transaction:
+            con.execute("COMMIT")
+        con.close()
+
+
+def wait_for(what: str, ready: Callable[[], object], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
+        time.sleep(0.1)
+
+
+def step_started(instance: dg.DagsterInstance, step_key: str) -> str | None:
+    """The id of a run whose step `step_key` has started, from the instance's event log."""
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=erase_assets.ACTIVE)):
+        run_id = record.dagster_run.run_id
+        started = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+        if any(event.step_key == step_key for event in started):
+            return run_id
+    return None
+
+
+def test_erasure_while_the_same_day_materializes_ends_with_the_subject_gone(
+    grown: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A materialization of one of the subject's days (raw extraction and its downstream, one
+    run in its own process, as a run worker) is in progress when the erasure starts: its raw
+    step has started (event log) and waits on the capture DB, which the capture service holds
+    until the erasure has written its tombstone. The extraction then drops and counts the
+    subject's records, the erasure scrubs again after the run ends, and the subject is gone."""
     world = grown.copy(tmp_path)
+    # Both processes wait on the busy capture DB rather than fail after SQLite's default 5 s.
+    db_url = f"sqlite:///{world.home / 'capture_db.sqlite'}?timeout=600"
+    monkeypatch.setenv("IDENTITY_DATA_CAPTURE_DB_URL", db_url)
     with world.open() as instance:
-        _, pseudonym, ids = pick_subject(world.home)
-        extraction = subprocess.Popen(
-            [
-                str(REPO / ".venv/bin/dagster"),
-                *("asset", "materialize", "-m", "identity_data.definitions"),
-                *("--select", "raw/production_captures,raw/production_quarantine"),
-                *("--partition-range", f"{DAYS[0]}...{DAYS[-1]}"),
-            ],
-            cwd=REPO,
-            env={
-                **os.environ,
-                "DAGSTER_HOME": str(world.dagster_home),
-                "IDENTITY_DATA_HOME": str(world.home),
-                "IDENTITY_DATA_ENV": "local",
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        ref, pseudonym, ids = pick_subject(world.home)
+        key = check_key(local_key_file(world.home).read_text().strip())
+        tombstone = (
+            world.home / "lake" / TOMBSTONE_PREFIX / digest(key, "subject_pseudonym", pseudonym)
         )
-        try:
-            deadline = time.monotonic() + 600
-            while not instance.get_run_records(filters=dg.RunsFilter(statuses=erase_assets.ACTIVE)):
-                assert time.monotonic() < deadline and extraction.poll() is None
-                time.sleep(0.2)
-            assert erasure_cli.main(["subject", "--pseudonym", pseudonym]) == 0
-        finally:
-            assert extraction.wait(timeout=600) == 0
+        day = max(
+            pl.concat(
+                f.filter(pl.col("subject_pseudonym") == pseudonym)["capture_date"]
+                for n, f in lake_tables(world.home).items()
+                if n.startswith("raw/production_captures/")
+            )
+        ).isoformat()
+        with sqlite3.connect(world.home / "capture_db.sqlite") as con:
+            (records_of_day,) = con.execute(
+                "SELECT count(*) FROM captures WHERE subject_ref = ? AND captured_at >= ? "
+                "AND captured_at < date(?, '+1 day')",
+                (ref, day, day),
+            ).fetchone()
+        assert records_of_day > 0
+
+        started = time.perf_counter()
+        with capture_db_busy(world.home / "capture_db.sqlite") as commit:
+            materialization = subprocess.Popen(
+                [
+                    str(REPO / ".venv/bin/dagster"),
+                    *("asset", "materialize", "-m", "identity_data.definitions"),
+                    *("--select", DAY_CHAIN, "--partition", day),
+                ],
+                cwd=REPO,
+                env={
+                    **os.environ,
+                    "DAGSTER_HOME": str(world.dagster_home),
+                    "IDENTITY_DATA_HOME": str(world.home),
+                    "IDENTITY_DATA_ENV": "local",
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                wait_for(
+                    "the extraction step",
+                    lambda: materialization.poll() is not None or step_started(instance, RAW_STEP),
+                )
+                run_id = step_started(instance, RAW_STEP)
+                assert run_id is not None, "the materialization ended before its raw step started"
+                with ThreadPoolExecutor(1) as pool:
+                    erasure = pool.submit(erasure_cli.main, ["subject", "--pseudonym", pseudonym])
+                    # Released whatever happens: the erasure waits for the run, the run for it.
+                    try:
+                        wait_for("the tombstone", lambda: tombstone.exists() or erasure.done())
+                        assert tombstone.exists()
+                        # The extraction has not read the source yet, nor the tombstones.
+                        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
+                    finally:
+                        commit()
+                    assert erasure.result(timeout=600) == 0
+            finally:
+                assert materialization.wait(timeout=600) == 0
+        elapsed = time.perf_counter() - started
+
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+        extracted = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(["raw", "production_captures"]), asset_partitions=[day]
+            ),
+            limit=1,
+        ).records[0]
+        assert extracted.run_id == run_id
+        assert extracted.asset_materialization is not None
+        assert extracted.asset_materialization.metadata["tombstoned_rows"].value == records_of_day
+        (accounting,) = [
+            e.asset_check_evaluation
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+            if e.asset_check_evaluation and e.asset_check_evaluation.check_name == "row_accounting"
+        ]
+        assert accounting.passed
+        assert accounting.metadata["tombstoned"].value == records_of_day
+
         assert occurrences(world.home, instance, needles(pseudonym, ids)) == {}
+        audit = erasure_cli.audit_frame().row(0, named=True)
+        # The run was in progress during the first pass: the erasure waited it out, scrubbed again.
+        assert audit["passes"] >= 2
+        assert audit["captures"] == len(ids.capture_ids)
+        print(f"erasure alongside the day's materialization: {elapsed:.1f}s, audit {audit}")
 
 
 def test_bigquery_rows_are_erased_like_duckdb_rows(
@@ -307,7 +422,7 @@ def test_a_request_filed_from_the_ui_runs_by_itself_and_leaves_no_trace(
     with world.open() as instance:
         ref, pseudonym, ids = pick_subject(world.home)
         job = load_defs().resolve_job_def(FILE_JOB)
-        config = {"ops": {"file_subject_request": {"config": {"pseudonym": pseudonym.upper()}}}}
+        config = {"pseudonym": pseudonym.upper()}
         filing = job.execute_in_process(run_config=config, instance=instance)
         assert filing.success
         (request_id,), _ = filed_requests(LocalBlobStore(world.home / "lake"))
@@ -334,17 +449,52 @@ def test_a_request_filed_from_the_ui_runs_by_itself_and_leaves_no_trace(
         assert audit["captures"][0] == len(ids.capture_ids)
 
 
-def test_the_ui_filing_job_refuses_what_is_not_a_pseudonym(grown: World, tmp_path: Path) -> None:
+# The launchpad's "Launch Run" button sends this mutation with the typed config.
+LAUNCH_RUN = """mutation($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message causes { message } }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+
+def test_a_raw_reference_typed_into_the_launchpad_is_refused_before_any_run_exists(
+    grown: World, tmp_path: Path
+) -> None:
+    """The UI's launch, through Dagster's GraphQL on this code location, with a raw reference
+    where the pseudonym goes: refused while the plan is built, so no run is created, and the
+    value is in no run, config, event log or file of the instance, nor in the error."""
+    from dagster_graphql.test.utils import execute_dagster_graphql, infer_job_selector
+
     world = grown.copy(tmp_path)
     with world.open() as instance:
         ref, _, _ = pick_subject(world.home)
+        runs_before = {r.run_id for r in instance.get_runs()}
+        with graphql_workspace(instance, "identity_data.definitions", "defs") as context:
+            params = {
+                "selector": infer_job_selector(context, FILE_JOB),
+                "runConfigData": {"pseudonym": ref},
+            }
+            result = execute_dagster_graphql(context, LAUNCH_RUN, {"executionParams": params})
+        launched = result.data["launchRun"]
+        assert launched["__typename"] == "PythonError"
+        assert "64 hex digits" in str(launched["causes"])
+        assert ref not in str(result.data)
+        # Straight from Python (a script, a test): refused the same way, before a run exists.
         job = load_defs().resolve_job_def(FILE_JOB)
-        config = {"ops": {"file_subject_request": {"config": {"pseudonym": ref}}}}
-        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
-        assert not result.success
+        with pytest.raises(dg.DagsterConfigMappingFunctionError):
+            job.execute_in_process(run_config={"pseudonym": ref}, instance=instance)
+
+        assert {r.run_id for r in instance.get_runs()} == runs_before
         assert filed_requests(LocalBlobStore(world.home / "lake")) == ([], 0)
-        events = "".join(serialize_value(e) for e in instance.all_logs(result.run_id))
-        assert "64 hex digits" in events and ref not in events
+        stored = [
+            path
+            for path in world.dagster_home.rglob("*")
+            if path.is_file() and ref.encode() in path.read_bytes()
+        ]
+        assert stored == []
 
 
 def test_on_gcs_erasure_rewrites_the_same_parquet_objects_blobs_and_snapshots(

@@ -5,6 +5,8 @@ import json
 import dagster as dg
 import polars as pl
 
+from identity_data.contracts import ROW_ACCOUNTING
+from identity_data.defs.labels.checks import LABELS_IN_TAXONOMY
 from identity_data.defs.labels.sensors import label_export_sensor
 from identity_data.stores.deployment import Deployment
 from identity_data_tests.conftest import SAMPLE_DAYS
@@ -102,7 +104,7 @@ def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline)
     assert by_export[stray_export] == 1
     assert sum(by_export.values()) == unmatched.height
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["row_accounting"] and checks["labels_in_taxonomy"]
+    assert checks[ROW_ACCOUNTING] and checks[LABELS_IN_TAXONOMY]
 
 
 def test_a_corrected_reupload_supersedes_its_earlier_version(sample_home, instance, pipeline):

@@ -18,7 +18,7 @@ from identity_data.defs.labels.schemas import (
     AnnotatorQuality,
     ConsensusLabels,
 )
-from identity_data.defs.labels.simulate import simulate_crowd
+from identity_data.sample.crowd import simulate_crowd
 
 
 def _votes(rows: list[tuple[str, str, str, str]]) -> pl.DataFrame:

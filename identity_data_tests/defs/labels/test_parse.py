@@ -16,7 +16,8 @@ from identity_data.defs.labels.parse import (
     pool_latest,
 )
 from identity_data.defs.labels.schemas import LabelQuarantine, ParsedAnnotations
-from identity_data.defs.labels.simulate import write_label_studio_export
+from identity_data.sample.crowd import write_label_studio_export
+from identity_data.validation import polars_schema
 
 
 def _result(task: str, *choices: str, kind: str = "choices") -> dict:
@@ -73,6 +74,9 @@ def test_quarantine_reasons_and_row_accounting() -> None:
     annotations, quarantine = _parse(MESSY)
     ParsedAnnotations.validate(annotations)
     LabelQuarantine.validate(quarantine)
+    # The models' columns in the models' order: the lake files are laid out as the tables are.
+    assert annotations.schema == polars_schema(ParsedAnnotations)
+    assert quarantine.schema == polars_schema(LabelQuarantine)
     assert annotations.height + quarantine.height == _rows_in(MESSY) == 14
     kept = annotations.select("capture_id", "annotation_id", "task", "label").rows()
     assert kept == [

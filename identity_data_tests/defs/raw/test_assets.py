@@ -3,10 +3,11 @@
 import sqlite3
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
-from dagster._serdes import serialize_value
 from polars.testing import assert_frame_equal
 
+from identity_data.defs.raw.checks import UNDECODABLE_RATE
 from identity_data_tests.conftest import SAMPLE_DAYS
 
 RANGE = {
@@ -66,7 +67,7 @@ def test_no_raw_subject_reference_leaves_the_raw_zone(sample_home, instance, pip
         text = pl.read_parquet(path).write_csv()
         assert not any(ref in text for ref in refs), path
     logs = "".join(
-        serialize_value(event)
+        dg.serialize_value(event)
         for record in instance.get_run_records()
         for event in instance.all_logs(record.dagster_run.run_id)
     )
@@ -90,7 +91,7 @@ def test_tiny_batches_give_the_same_partitions(sample_home, instance, pipeline, 
     assert all(
         check.passed
         for check in result.get_asset_check_evaluations()
-        if check.check_name != "undecodable_rate"
+        if check.check_name != UNDECODABLE_RATE
     )
     assert_frame_equal(read_partitions(sample_home, "raw/production_captures"), manifest)
     assert_frame_equal(read_partitions(sample_home, "raw/production_quarantine"), quarantine)

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from identity_data.defs.raw.checks import undecodable_result
+from identity_data.defs.raw.checks import UNDECODABLE_RATE, undecodable_result
 
 KEY = dg.AssetKey(["raw", "campaign_captures"])
 
@@ -13,7 +13,7 @@ def test_undecodable_rate_counts_quarantined_blobs_and_can_fail():
     assert not result.passed
     assert result.metadata["blobs"].value == 15
     assert result.metadata["undecodable"].value == 7
-    assert abs(result.metadata["undecodable_rate"].value - 7 / 15) < 1e-9
+    assert abs(result.metadata[UNDECODABLE_RATE].value - 7 / 15) < 1e-9
 
 
 def test_undecodable_rate_passes_a_clean_partition():

@@ -1,7 +1,8 @@
 """Seeded crowd simulation with known truth and known annotator confusions.
 
 Used by the consensus tests and benchmark to measure accuracy against ground truth; nothing in
-the pipeline reads it.
+the pipeline reads it, so it sits with the sample code, not in defs/ (which every definitions
+load imports).
 """
 
 from __future__ import annotations
