@@ -33,7 +33,7 @@ RUN pip install --no-deps --require-hashes --target /tmp/uv -r uv-bootstrap.lock
 COPY pyproject.toml workspace.yaml dagster.yaml ./
 COPY identity_data ./identity_data
 RUN pip install --no-deps --no-build-isolation --no-index -e . \
-    && python -m compileall -q identity_data
+    && python3 -m compileall -q identity_data
 
 # Numeric, so a kubelet can prove `runAsNonRoot: true` without a runAsUser in the pod spec.
 USER 10001:10001
