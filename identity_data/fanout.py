@@ -22,8 +22,7 @@ SINGLE, KUBERNETES = "single", "kubernetes"
 PARTITIONS_PER_RUN = 7
 # The run pod of a step-pod job only orchestrates: it waits on its step's Job.
 ORCHESTRATOR_RESOURCES = {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
-# Face detection, the one heavy step: its worker pool uses every core of its pod, and a week of
-# partitions holds up to 6 GiB of decoded images and annotations in flight.
+# Face detection, the one heavy step: its worker pool uses every core of its pod.
 DETECTOR_RESOURCES = {"requests": {"cpu": "4", "memory": "6Gi"}, "limits": {"memory": "6Gi"}}
 
 
