@@ -43,7 +43,12 @@ def test_view_names_fold_ids_into_the_sql_grammar_and_refuse_everything_else():
             sql_literal(hostile)
     with pytest.raises(UnsafePathError):
         view_predicate({"snapshot_id = 'x' OR TRUE --": ["x"]})
-    assert view_predicate({"snapshot_id": ["s1", "s@2"]}) == "snapshot_id IN ('s1', 's@2')"
+    # `@` only as a label export's version suffix: the partition-key grammar.
+    keys = ["s1", "labels.json@0123456789ab"]
+    expected = "snapshot_id IN ('s1', 'labels.json@0123456789ab')"
+    assert view_predicate({"snapshot_id": keys}) == expected
+    with pytest.raises(UnsafePathError):
+        view_predicate({"snapshot_id": ["s@2"]})
 
 
 @pytest.fixture(params=["duckdb", "bigquery"])
