@@ -9,6 +9,7 @@ import pytest
 from identity_data.defs.labels.sensors import export_file, export_partition, label_export_sensor
 from identity_data.safety import UnsafePathError
 from identity_data.stores.deployment import Deployment
+from identity_data_tests.defs.sensor_ticks import tick as sensor_tick
 
 
 @pytest.fixture
@@ -18,15 +19,8 @@ def exports(data_home: Path) -> Path:
     return folder
 
 
-def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
-    """One evaluation, as the daemon runs it, with the partitions it asks for applied."""
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"deployment": Deployment()}
-    )
-    result = label_export_sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
+def tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:
+    return sensor_tick(label_export_sensor, instance, cursor)
 
 
 def write(folder: Path, name: str, tasks: list | None = None) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.safety import UnsafePathError, check_folder_name, check_partition_key
-from identity_data.stores.deployment import Deployment
+from identity_data_tests.defs.sensor_ticks import tick as sensor_tick
 
 MANIFEST = (
     "capture_id,subject_ref,capture_type,device,captured_at,file\n"
@@ -32,13 +32,7 @@ def campaigns(data_home: Path) -> Path:
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"deployment": Deployment()}
-    )
-    result = campaign_sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
+    return sensor_tick(campaign_sensor, instance, cursor)
 
 
 def drop(campaigns: Path, name: str) -> None:
