@@ -43,12 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 BIN = Path(sys.executable).parent
 DAY = date(2026, 11, 28)
-RAW = ["raw/production_captures", "raw/production_quarantine"]
+RAW = ["raw/prod_captures", "raw/prod_quarantine"]
 CHAIN = [
     *RAW,
-    "annotations/production_annotations",
-    "warehouse/production_captures",
-    "warehouse/production_annotations",
+    "annotations/prod_annotations",
+    "warehouse/prod_captures",
+    "warehouse/prod_annotations",
 ]
 SAMPLE_DAYS = 30
 IMPORT = "from identity_data.definitions import defs; defs()"

@@ -250,7 +250,7 @@ def summary(tally: Tally, home: Path) -> None:
     for name in (
         *(source.key("raw", "quarantine").to_user_string() for source in SOURCES),
         "labels/export_quarantine",
-        "labels/unmatched_annotations",
+        "labels/unmatched_votes",
     ):
         files = list((tables / name).rglob("*.parquet")) or list(tables.glob(f"{name}.parquet"))
         rows = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)

@@ -61,7 +61,7 @@ SAMPLE_DAYS = ["2026-11-27", "2026-11-28"]
 POOLED = {
     ("labels/consensus_labels", None),
     ("labels/annotator_quality", None),
-    ("labels/unmatched_annotations", None),
+    ("labels/unmatched_votes", None),
     ("warehouse/labels", None),
     ("warehouse/annotator_quality", None),
 }

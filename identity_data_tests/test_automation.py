@@ -7,6 +7,7 @@ import pytest
 from identity_data import demo
 from identity_data.defs.automation import ANNOTATION_SENSOR, AUTOMATION_SENSOR
 from identity_data.defs.labels.sensors import label_export_sensor
+from identity_data.sources import BY_NAME
 from identity_data_tests.conftest import POOLED, SAMPLE_DAYS
 
 LATE = "labels-2026-11-27.json"
@@ -55,7 +56,7 @@ def test_automation_tick_by_tick(sample_home, instance):
     assert "2026-11-27" in changed["production"]
     assert path.tick_automation() >= 1
     expected = {
-        (f"warehouse/{source}_training_examples", partition)
+        (BY_NAME[source].key("warehouse", "examples").to_user_string(), partition)
         for source, partitions in changed.items()
         for partition in partitions
     }
@@ -81,22 +82,22 @@ def test_automation_tick_by_tick(sample_home, instance):
     day = SAMPLE_DAYS[0]
     downstream, annotation = sensors[AUTOMATION_SENSOR], sensors[ANNOTATION_SENSOR]
     assert path.tick(downstream) >= 1
-    assert launched(instance, seen) == {("warehouse/production_captures", day), *POOLED}
+    assert launched(instance, seen) == {("warehouse/prod_captures", day), *POOLED}
     assert path.tick(annotation) == 1
-    assert launched(instance, seen) == {("annotations/production_annotations", day)}
+    assert launched(instance, seen) == {("annotations/prod_annotations", day)}
     assert path.tick(downstream) == 2
     assert launched(instance, seen) == {
-        ("warehouse/production_annotations", day),
+        ("warehouse/prod_annotations", day),
         ("annotations/near_duplicates", None),
     }
     reported = {
-        (f"warehouse/{source}_training_examples", partition)
+        (BY_NAME[source].key("warehouse", "examples").to_user_string(), partition)
         for key in (["labels", "consensus_labels"], ["annotations", "near_duplicates"])
         for source, partitions in reported_changes(instance, dg.AssetKey(key)).items()
         for partition in partitions
     }
     assert path.tick(downstream) >= 1
-    assert launched(instance, seen) == {("warehouse/production_training_examples", day), *reported}
+    assert launched(instance, seen) == {("warehouse/prod_examples", day), *reported}
     assert path.tick_automation() == 0
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in instance.get_runs())
     assert sum(path.tick(s) for s in path.sensors) == 0

@@ -26,6 +26,7 @@ from identity_data.defs.automation import AUTOMATION_SENSORS, TRIGGER_TAG
 from identity_data.launcher import _worker_pid
 from identity_data.sample import generate
 from identity_data.settings import ensure_local_key
+from identity_data.sources import BY_NAME
 from identity_data.watch import FILE_TAG
 from identity_data_tests.conftest import POOLED
 from identity_data_tests.daemon import (
@@ -206,13 +207,12 @@ def test_daemon_follows_a_new_and_a_late_export(demo_world, sample, tmp_path):
         # examples of exactly the partitions whose labels changed.
         assert len(events) == len(set(events)), sorted(events)
         assert set(events) == {
-            *(
-                (f"labels/export_{out}", p)
-                for p in partitions
-                for out in ("annotations", "quarantine")
-            ),
+            *((f"labels/export_{out}", p) for p in partitions for out in ("votes", "quarantine")),
             *POOLED,
-            *((f"warehouse/{source}_training_examples", p) for source, p in changed),
+            *(
+                (BY_NAME[source].key("warehouse", "examples").to_user_string(), p)
+                for source, p in changed
+            ),
         }
         # One run per file, one consensus run over both, one per refreshed partition.
         assert len(runs) == len(files) + 1 + len(changed), [r.tags for r in runs]

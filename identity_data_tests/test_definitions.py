@@ -8,29 +8,35 @@ from identity_data.definitions import defs as load_defs
 from identity_data.defs.annotations.checks import DUPLICATE_RATE, SELFIE_FACE_RATE
 from identity_data.defs.automation import AUTOMATION_SENSORS, TRIGGER_TAG
 from identity_data.defs.labels.checks import LABEL_COVERAGE, LABELS_IN_TAXONOMY
+from identity_data.sources import KEY_NAME_BUDGET
 from identity_data.sources import SOURCE_NAMES as SOURCES
 from identity_data.sources import SOURCES as REGISTRY
 from identity_data.validation import SCHEMA_CHECK_SUFFIX
 
 EXPECTED_GROUPS = {
-    "raw": {f"raw/{s}_{t}" for s in SOURCES for t in ("captures", "quarantine")},
-    "annotations": {f"annotations/{s}_annotations" for s in SOURCES}
-    | {"annotations/near_duplicates"},
+    "raw": {
+        *("raw/prod_captures", "raw/camp_captures", "raw/open_captures"),
+        *("raw/prod_quarantine", "raw/camp_quarantine", "raw/open_quarantine"),
+    },
+    "annotations": {
+        *("annotations/prod_annotations", "annotations/camp_annotations"),
+        *("annotations/open_annotations", "annotations/near_duplicates"),
+    },
     "labels": {
-        "labels/export_annotations",
+        "labels/export_votes",
         "labels/export_quarantine",
         "labels/consensus_labels",
         "labels/annotator_quality",
-        "labels/unmatched_annotations",
+        "labels/unmatched_votes",
     },
     "warehouse": {
-        f"warehouse/{s}_{t}"
-        for s in SOURCES
-        for t in ("captures", "annotations", "training_examples")
-    }
-    | {"warehouse/labels", "warehouse/annotator_quality"},
+        *("warehouse/prod_captures", "warehouse/camp_captures", "warehouse/open_captures"),
+        *("warehouse/prod_annotations", "warehouse/camp_annotations"),
+        *("warehouse/open_annotations", "warehouse/prod_examples", "warehouse/camp_examples"),
+        *("warehouse/open_examples", "warehouse/labels", "warehouse/annotator_quality"),
+    },
     "snapshots": {"snapshots/training_snapshot"},
-    "erasure": {"erasure/erasure_audit", "erasure/snapshot_redactions"},
+    "erasure": {"erasure/erasure_audit", "erasure/redactions"},
 }
 
 
@@ -47,28 +53,37 @@ def test_asset_keys_by_group(repo):
     assert groups == EXPECTED_GROUPS
 
 
+def test_asset_names_read_whole_in_the_lineage_graph(repo):
+    """The graph shows a key's last part only, cut in the middle beyond the budget; within a
+    group the names differ, so every node says which asset it is."""
+    graph = repo.asset_graph
+    names = {k.to_user_string(): k.path[-1] for k in graph.get_all_asset_keys()}
+    assert {k: n for k, n in names.items() if len(n) > KEY_NAME_BUDGET} == {}
+    for keys in EXPECTED_GROUPS.values():
+        assert len({names[k] for k in keys}) == len(keys)
+
+
 @pytest.mark.parametrize("entry", REGISTRY, ids=SOURCES)
 def test_source_assets_share_their_partitions(repo, entry):
-    source = entry.name
     graph = repo.asset_graph
     keys = [
-        f"raw/{source}_captures",
-        f"annotations/{source}_annotations",
-        f"warehouse/{source}_captures",
-        f"warehouse/{source}_annotations",
-        f"warehouse/{source}_training_examples",
+        entry.key("raw", "captures"),
+        entry.key("annotations", "annotations"),
+        entry.key("warehouse", "captures"),
+        entry.key("warehouse", "annotations"),
+        entry.key("warehouse", "examples"),
     ]
-    defs_ = {graph.get(dg.AssetKey.from_user_string(k)).partitions_def for k in keys}
+    defs_ = {graph.get(k).partitions_def for k in keys}
     assert len(defs_) == 1
     assert defs_ == {entry.partitions_def}
     for key in keys:
-        policy = graph.get(dg.AssetKey.from_user_string(key)).backfill_policy
+        policy = graph.get(key).backfill_policy
         assert policy == dg.BackfillPolicy.single_run()
 
 
 def test_label_exports_are_dynamic_and_consensus_is_global(repo):
     graph = repo.asset_graph
-    exports = graph.get(dg.AssetKey(["labels", "export_annotations"])).partitions_def
+    exports = graph.get(dg.AssetKey(["labels", "export_votes"])).partitions_def
     assert isinstance(exports, dg.DynamicPartitionsDefinition)
     assert exports.name == "label_exports"
     for key in ("labels/consensus_labels", "warehouse/labels", "annotations/near_duplicates"):
@@ -90,12 +105,12 @@ def test_every_table_has_a_blocking_schema_check(repo):
         if spec.blocking
     }
     assert {
-        ("raw/production_captures", ROW_ACCOUNTING),
+        ("raw/prod_captures", ROW_ACCOUNTING),
         ("labels/consensus_labels", LABELS_IN_TAXONOMY),
     } <= blocking
     assert ("labels/consensus_labels", LABEL_COVERAGE) in checks
     assert ("annotations/near_duplicates", DUPLICATE_RATE) in checks
-    assert ("annotations/production_annotations", SELFIE_FACE_RATE) in checks
+    assert ("annotations/prod_annotations", SELFIE_FACE_RATE) in checks
 
 
 def test_sensors_schedule_and_automation(repo):
@@ -127,14 +142,14 @@ def test_sensors_schedule_and_automation(repo):
     # the face-detection annotations in runs of their own.
     graph = repo.asset_graph
     targets = [s.asset_selection.resolve(graph) for s in automation]
-    annotations = {dg.AssetKey(["annotations", f"{s}_annotations"]) for s in SOURCES}
+    annotations = {s.key("annotations", "annotations") for s in REGISTRY}
     assert targets[0] == annotations
     assert not targets[0] & targets[1]
     automated = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition}
     assert automated <= targets[0] | targets[1]
-    assert graph.get(dg.AssetKey(["raw", "production_captures"])).automation_condition is None
+    assert graph.get(dg.AssetKey(["raw", "prod_captures"])).automation_condition is None
     for key in (
-        "annotations/production_annotations",
+        "annotations/prod_annotations",
         "warehouse/labels",
         "labels/consensus_labels",
     ):
@@ -143,7 +158,7 @@ def test_sensors_schedule_and_automation(repo):
 
 def test_freshness_and_code_version(repo):
     graph = repo.asset_graph
-    raw = graph.get(dg.AssetKey(["raw", "production_captures"]))
+    raw = graph.get(dg.AssetKey(["raw", "prod_captures"]))
     assert raw.freshness_policy is not None
-    annotations = graph.get(dg.AssetKey(["annotations", "production_annotations"]))
+    annotations = graph.get(dg.AssetKey(["annotations", "prod_annotations"]))
     assert annotations.code_version and "mtcnn" in annotations.code_version.lower()

@@ -19,21 +19,21 @@ from identity_data.dagster_private import (
 from identity_data.defs.automation import ANNOTATION_SENSOR, AUTOMATION_SENSOR
 from identity_data.fanout import FANOUT, PARTITIONS_PER_RUN
 from identity_data.settings import ENV
+from identity_data.sources import SOURCES
 from identity_data_tests import probe
 from identity_data_tests.services import REPO
 
-SOURCES = ("production", "campaign", "open_dataset")
 # Every partitioned asset of a source's chain, so a backfill's chunks line up from raw to
 # warehouse.
 CHAIN = (
-    "raw/{}_captures",
-    "raw/{}_quarantine",
-    "annotations/{}_annotations",
-    "warehouse/{}_captures",
-    "warehouse/{}_annotations",
-    "warehouse/{}_training_examples",
+    ("raw", "captures"),
+    ("raw", "quarantine"),
+    ("annotations", "annotations"),
+    ("warehouse", "captures"),
+    ("warehouse", "annotations"),
+    ("warehouse", "examples"),
 )
-RAW = [dg.AssetKey(["raw", "production_captures"]), dg.AssetKey(["raw", "production_quarantine"])]
+RAW = [dg.AssetKey(["raw", "prod_captures"]), dg.AssetKey(["raw", "prod_quarantine"])]
 CHUNKED = f"BackfillPolicy.multi_run(max_partitions_per_run={PARTITIONS_PER_RUN})"
 
 
@@ -47,9 +47,9 @@ CHUNKED = f"BackfillPolicy.multi_run(max_partitions_per_run={PARTITIONS_PER_RUN}
 )
 def test_definitions_fan_out_by_deployment(env: dict[str, str], policy: str, executor: str):
     loaded = probe.load(env)
-    chain = {table.format(source) for source in SOURCES for table in CHAIN}
+    chain = {s.key(*link).to_user_string() for s in SOURCES for link in CHAIN}
     assert {loaded["policies"][key] for key in chain} == {policy}
-    assert set(loaded["jobs"]) == {f"{source}_annotation" for source in SOURCES}
+    assert set(loaded["jobs"]) == {f"{source.name}_annotation" for source in SOURCES}
     for job_executor, tags in loaded["jobs"].values():
         assert job_executor == executor
         # A step-pod job's run pod only orchestrates, so it asks for a small pod.

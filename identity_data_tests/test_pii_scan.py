@@ -351,9 +351,9 @@ def test_no_personal_data_reaches_the_instance_or_the_lake(sample_home, instance
         assert not [k for k in instance.get_dynamic_partitions(partitions) if "@example" in k]
     tables = sample_home / "lake/tables"
     # Each line of the broken manifest is one record: in = out + quarantined, lines counted.
-    quoted = pl.read_parquet(tables / "raw/campaign_captures/hostile-quote.parquet")
+    quoted = pl.read_parquet(tables / "raw/camp_captures/hostile-quote.parquet")
     assert quoted["capture_id"].to_list() == ["cap-hostile-r", "cap-hostile-s"]
-    quoted_out = pl.read_parquet(tables / "raw/campaign_quarantine/hostile-quote.parquet")
+    quoted_out = pl.read_parquet(tables / "raw/camp_quarantine/hostile-quote.parquet")
     assert quoted_out.sort("record").select("record", "field").rows() == [
         (f"landing/campaigns/hostile-quote/manifest.csv:line {n}", field)
         for n, field in [
@@ -364,10 +364,10 @@ def test_no_personal_data_reaches_the_instance_or_the_lake(sample_home, instance
             (8, "captured_at"),
         ]
     ]
-    manifest = pl.read_parquet(tables / "raw/campaign_captures/hostile-types.parquet")
+    manifest = pl.read_parquet(tables / "raw/camp_captures/hostile-types.parquet")
     assert manifest["capture_id"].to_list() == ["cap-hostile-3"]
     assert manifest["subject_pseudonym"].str.len_chars().to_list() == [64]
-    quarantine = pl.read_parquet(tables / "raw/campaign_quarantine/hostile-types.parquet")
+    quarantine = pl.read_parquet(tables / "raw/camp_quarantine/hostile-types.parquet")
     assert quarantine.height == 7
     exports = pl.concat(
         pl.read_parquet(f) for f in (tables / "labels/export_quarantine").glob("hostile*")
@@ -379,7 +379,7 @@ def test_no_personal_data_reaches_the_instance_or_the_lake(sample_home, instance
         ("label-exports/hostile-types.json", 10),
     ]
     production = pl.concat(
-        pl.read_parquet(f) for f in (tables / "raw/production_quarantine").glob("*.parquet")
+        pl.read_parquet(f) for f in (tables / "raw/prod_quarantine").glob("*.parquet")
     )
     records = set(production["record"])
     assert {"captures:cap-hostile-db-1", "captures:cap-hostile-db-2"} <= records

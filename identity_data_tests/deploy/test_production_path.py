@@ -309,7 +309,7 @@ def _check_step_job(job: dict[str, Any], run_id: str) -> None:
     assert container["args"][:3] == ["dagster", "api", "execute_step"]
     labels = job["metadata"]["labels"]
     assert labels["dagster/run-id"] == run_id
-    assert labels["dagster/op"] == "annotations__production_annotations"
+    assert labels["dagster/op"] == "annotations__prod_annotations"
 
 
 def _check_annotations(data: Path) -> None:
@@ -320,7 +320,7 @@ def _check_annotations(data: Path) -> None:
         path = next((tables / layer / name).rglob(f"{PARTITION}*.parquet"))
         return pl.scan_parquet(path).select(pl.len()).collect().item()
 
-    assert rows("annotations", "production_annotations") == rows("raw", "production_captures")
+    assert rows("annotations", "prod_annotations") == rows("raw", "prod_captures")
 
 
 def _check_rows(data: Path) -> None:
@@ -335,8 +335,8 @@ def _check_rows(data: Path) -> None:
         .select(pl.len())
         .collect()
         .item()
-        for name in ("production_captures", "production_quarantine")
+        for name in ("prod_captures", "prod_quarantine")
     }
     assert expected > 0
-    assert written["production_captures"] > 0
+    assert written["prod_captures"] > 0
     assert sum(written.values()) == expected

@@ -36,7 +36,7 @@ from identity_data_tests.services import FaultProxy, Service, storage_client
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-RAW_ASSETS = ("raw/production_captures", "raw/production_quarantine")
+RAW_ASSETS = ("raw/prod_captures", "raw/prod_quarantine")
 
 
 @dataclass
@@ -145,7 +145,7 @@ def test_raw_partitions_from_postgres_equal_those_from_sqlite(
     for asset in RAW_ASSETS:
         assert prod.raw[asset].keys() == local.raw[asset].keys() == {DAY}
         assert_frame_equal(prod.raw[asset][DAY], local.raw[asset][DAY])
-    assert prod.raw["raw/production_captures"][DAY].height > 0
+    assert prod.raw["raw/prod_captures"][DAY].height > 0
 
 
 def test_the_graph_ran_as_a_reader_that_sees_only_the_extract_columns(world: ProdWorld) -> None:

@@ -16,6 +16,7 @@ from identity_data.defs.raw.checks import UNDECODABLE_RATE
 from identity_data.defs.raw.schemas import CaptureManifest
 from identity_data.defs.warehouse.schemas import TrainingExample
 from identity_data.validation import schema_check_name
+from identity_data_tests.test_definitions import EXPECTED_GROUPS
 from identity_data_tests.ui.dagster_ui import Stack, chromium, dagster_stack, require_browser
 
 if TYPE_CHECKING:
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 GROUPS = ("raw", "labels", "annotations", "warehouse")
+# From the default zoom to the smallest, where the graph draws its compact boxes.
+ZOOM_OUT_CLICKS = 20
+PANS = 20
+# The code location of `-m identity_data.definitions`.
+LOCATION = "identity_data.definitions"
 # Generous: two cores shared with the code server, the daemon and a run worker.
 TIMEOUT_MS = 60_000
 # From launch to success took 35 s with a load average of 6 on two cores.
@@ -75,33 +81,64 @@ def test_lineage_shows_groups_assets_and_training_examples_upstream(stack: Stack
     page.screenshot(path=stack.root / "asset-graph.png")
 
     jump = page.get_by_role("combobox", name="Jump to…")
-    jump.fill("production_training_examples")
+    jump.fill("prod_examples")
     jump.press("Enter")
-    expect(page.get_by_text("warehouse / production_training_examples")).to_be_visible()
+    expect(page.get_by_text("warehouse / prod_examples")).to_be_visible()
     expect(page.get_by_role("link", name=schema_check_name(TrainingExample))).to_be_visible()
 
     nav(page, "Catalog").click()
     search = page.get_by_role("textbox", name="Search and filter assets")
-    search.fill("production")
+    search.fill("prod_")
     search.press("Enter")
-    for key in ("raw / production_captures", "warehouse / production_training_examples"):
+    for key in ("raw / prod_captures", "warehouse / prod_examples"):
         expect(page.get_by_role("link", name=key).first).to_be_visible()
     expect(page.get_by_role("link", name="labels / consensus_labels")).to_have_count(0)
 
-    page.get_by_role("link", name="warehouse / production_training_examples").first.click()
+    page.get_by_role("link", name="warehouse / prod_examples").first.click()
     page.get_by_role("tab", name="Lineage").click()
     page.get_by_role("button", name="Upstream").click()
     expect(page.get_by_text("consensus_labels", exact=True).first).to_be_visible()
     page.screenshot(path=stack.root / "training-examples-upstream.png")
     page.get_by_role("button", name="Downstream").click()
     expect(page.get_by_text("consensus_labels", exact=True)).to_have_count(0)
-    expect(page.get_by_text("production_training_examples", exact=True).first).to_be_visible()
+    expect(page.get_by_text("prod_examples", exact=True).first).to_be_visible()
+
+
+@pytest.mark.parametrize("group", EXPECTED_GROUPS)
+def test_zoomed_out_lineage_shows_every_asset_name_uncut(stack: Stack, page: Page, group: str):
+    """Zoomed out, the graph draws each asset as a box with its key's last part in large type,
+    cut in the middle when too long for the box: every name must still read whole."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{stack.url}/locations/{LOCATION}/asset-groups/{group}/lineage")
+    names = {key.split("/")[-1] for key in EXPECTED_GROUPS[group]}
+    expect(page.locator("svg foreignObject").first).to_be_visible()
+    zoom_out = page.locator("[aria-label=zoom_out]").first
+    for _ in range(ZOOM_OUT_CLICKS):
+        zoom_out.click()
+    page.screenshot(path=stack.root / f"{group}-zoomed-out.png")
+    # The graph draws only the boxes in view: pan up, then down through it, reading them.
+    leaves = """() => Array.from(document.querySelectorAll('svg foreignObject *'))
+        .filter(e => e.children.length === 0).map(e => e.textContent)"""
+    box = page.locator("svg:has(foreignObject)").first.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    drawn: set[str] = set()
+    for step in (-400, 400):
+        for _ in range(PANS):
+            page.wait_for_timeout(300)
+            drawn |= set(page.evaluate(leaves))
+            if names <= drawn:
+                break
+            page.mouse.wheel(0, step)
+    assert sorted(names - drawn) == []
+    assert sorted(text for text in drawn if "…" in text) == []
 
 
 def test_asset_page_shows_materialization_and_passed_checks(stack: Stack, page: Page):
     from playwright.sync_api import expect
 
-    page.goto(f"{stack.url}/assets/raw/campaign_captures")
+    page.goto(f"{stack.url}/assets/raw/camp_captures")
     expect(page.get_by_text("Latest materialization")).to_be_visible()
     expect(page.get_by_text(stack.campaign).first).to_be_visible()
     page.get_by_role("tab", name="Checks").click()
@@ -127,10 +164,10 @@ def test_automation_lists_sensors_and_daily_schedule(stack: Stack, page: Page):
 def test_materialize_one_partition_from_the_ui_runs_on_the_daemon(stack: Stack, page: Page):
     from playwright.sync_api import expect
 
-    page.goto(f"{stack.url}/assets/raw/production_captures")
+    page.goto(f"{stack.url}/assets/raw/prod_captures")
     page.get_by_role("button", name="Materialize…").first.click()
     # raw_production cannot be subset: the UI asks to materialize its quarantine output too.
-    expect(page.get_by_text("raw / production_quarantine")).to_be_visible()
+    expect(page.get_by_text("raw / prod_quarantine")).to_be_visible()
     page.get_by_role("button", name="Confirm").click()
     dialog = page.get_by_role("dialog")
     partitions = dialog.get_by_role("textbox").first
@@ -153,6 +190,6 @@ def test_materialize_one_partition_from_the_ui_runs_on_the_daemon(stack: Stack, 
 
     run_link.click()
     expect(page.get_by_text("RUN_SUCCESS").first).to_be_visible()
-    page.goto(f"{stack.url}/assets/raw/production_captures")
+    page.goto(f"{stack.url}/assets/raw/prod_captures")
     page.get_by_role("tab", name="Checks").click()
     expect(page.get_by_text("Succeeded", exact=True)).to_have_count(2)

@@ -14,15 +14,14 @@ from identity_data.defs.erasure.partitions import erasure_requests
 from identity_data.defs.erasure.retention import expired_captures
 from identity_data.defs.erasure.schemas import ErasureAudit, SnapshotRedaction
 from identity_data.defs.raw.assets import EXTRACTORS
-from identity_data.sources import SOURCES
+from identity_data.sources import BY_NAME
 from identity_data.stores.deployment import Deployment
 from identity_data.tombstones import add_tombstones, digest
 from identity_data.validation import conform, empty_frame, schema_check, schema_check_spec
 
 AUDIT = dg.AssetKey(["erasure", "erasure_audit"])
-REDACTIONS = dg.AssetKey(["erasure", "snapshot_redactions"])
+REDACTIONS = dg.AssetKey(["erasure", "redactions"])
 ERASURE_JOB = "erasure_job"
-SOURCES_BY_NAME = {source.name: source for source in SOURCES}
 LAKE_ROWS, WAREHOUSE_ROWS = "lake_rows_by_table", "warehouse_rows_by_table"
 BY_TABLE = (LAKE_ROWS, WAREHOUSE_ROWS)
 # A run started before the tombstone may still write the subject back; erasure waits it out.
@@ -84,7 +83,7 @@ def erasure(context: dg.AssetExecutionContext, deployment: Deployment):
     pseudonyms = frozenset(request.get("pseudonyms", []))
 
     def read_records(source: str, partition: str) -> Iterator[pl.DataFrame]:
-        found = SOURCES_BY_NAME[source]
+        found = BY_NAME[source]
         return (batch for batch, _ in EXTRACTORS[found.extractor](deployment, found, partition))
 
     capture_ids: frozenset[str] = frozenset()

@@ -10,6 +10,7 @@ from upath import UPath
 
 from identity_data.defs.erasure.erase import parquet_files, read_parquet
 from identity_data.defs.snapshots import store as snapshot_store
+from identity_data.sources import BY_NAME
 from identity_data.stores.blobs import BlobStore
 
 DEFAULT_MAX_AGE_DAYS = 365
@@ -34,7 +35,7 @@ def expired_captures(
 ) -> frozenset[str]:
     cutoff = today - timedelta(days=max_age_days)
     old: set[str] = set()
-    for path in parquet_files(tables / "raw" / "production_captures"):
+    for path in parquet_files(tables.joinpath(*BY_NAME["production"].key("raw", "captures").path)):
         frame = read_parquet(path).filter(pl.col("capture_date") < cutoff)
         old |= set(frame["capture_id"])
     return frozenset(old) - snapshots_in_use(lake, today, in_use_days)

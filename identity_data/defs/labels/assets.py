@@ -22,18 +22,21 @@ from identity_data.defs.labels.schemas import (
     UnmatchedAnnotations,
     WarehouseLabel,
 )
-from identity_data.defs.labels.sensors import export_file, version_tag
+from identity_data.defs.labels.sensors import (
+    EXPORT_QUARANTINE,
+    EXPORT_VOTES,
+    export_file,
+    version_tag,
+)
 from identity_data.metadata import value_counts
 from identity_data.sources import SOURCES
 from identity_data.stores.deployment import Deployment
 from identity_data.tombstones import drop_tombstoned_captures, load_tombstones
 from identity_data.validation import schema_check, schema_check_spec
 
-EXPORT_ANNOTATIONS = dg.AssetKey(["labels", "export_annotations"])
-EXPORT_QUARANTINE = dg.AssetKey(["labels", "export_quarantine"])
 CONSENSUS = dg.AssetKey(["labels", "consensus_labels"])
 QUALITY = dg.AssetKey(["labels", "annotator_quality"])
-UNMATCHED = dg.AssetKey(["labels", "unmatched_annotations"])
+UNMATCHED = dg.AssetKey(["labels", "unmatched_votes"])
 # What a day's training examples read from consensus: a change here re-runs exactly that day.
 LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
 
@@ -41,7 +44,7 @@ LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
 @dg.multi_asset(
     outs={
         "annotations": dg.AssetOut(
-            key=EXPORT_ANNOTATIONS,
+            key=EXPORT_VOTES,
             description="One row per (capture, annotator, task, label) of one export file.",
             group_name="labels",
             kinds={"polars", "parquet"},
@@ -65,7 +68,7 @@ LABEL_DIGEST_COLUMNS = ["capture_id", "task", "label"]
     },
     partitions_def=label_exports,
     check_specs=[
-        schema_check_spec(EXPORT_ANNOTATIONS, ParsedAnnotations),
+        schema_check_spec(EXPORT_VOTES, ParsedAnnotations),
         schema_check_spec(EXPORT_QUARANTINE, LabelQuarantine),
     ],
     can_subset=False,
@@ -111,7 +114,7 @@ def label_export(
             "by_reason": value_counts(quarantine["reason"]),
         },
     )
-    yield schema_check(annotations, ParsedAnnotations, EXPORT_ANNOTATIONS)
+    yield schema_check(annotations, ParsedAnnotations, EXPORT_VOTES)
     yield schema_check(quarantine, LabelQuarantine, EXPORT_QUARANTINE)
 
 
@@ -134,7 +137,7 @@ def _out(key: dg.AssetKey, description: str) -> dg.AssetOut:
         "unmatched": _out(UNMATCHED, "Annotations for captures that no raw manifest holds."),
     },
     ins={
-        "annotations": lake_input(EXPORT_ANNOTATIONS, allow_missing=True),
+        "annotations": lake_input(EXPORT_VOTES, allow_missing=True),
         **{
             s.name: lake_input(s.key("raw", "captures"), CAPTURE_COLUMNS, allow_missing=True)
             for s in SOURCES

@@ -13,6 +13,8 @@ from identity_data.safety import VERSION_CHARS, UnsafePathError, check_partition
 from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.watch import build_drop_sensor
 
+EXPORT_VOTES = dg.AssetKey(["labels", "export_votes"])
+EXPORT_QUARANTINE = dg.AssetKey(["labels", "export_quarantine"])
 EXPORT_PREFIX = "label-exports"
 EXPORT_SUFFIXES = (".json", ".csv")
 EMPTY_MAX_BYTES = 64
@@ -69,9 +71,7 @@ label_export_sensor = build_drop_sensor(
     name="label_export_sensor",
     prefix=EXPORT_PREFIX,
     partitions_def=label_exports,
-    target=dg.AssetSelection.assets(
-        dg.AssetKey(["labels", "export_annotations"]), dg.AssetKey(["labels", "export_quarantine"])
-    ),
+    target=dg.AssetSelection.assets(EXPORT_VOTES, EXPORT_QUARANTINE),
     partition_for=export_partition,
     description="Adds a partition per new or changed label export and parses it.",
     job_name="parse_label_export",

@@ -2,12 +2,14 @@
 
 import dagster as dg
 
-from identity_data.sources import daily
+from identity_data.sources import BY_NAME, daily
+
+PRODUCTION = BY_NAME["production"]
 
 production_daily_job = dg.define_asset_job(
     "production_daily",
     selection=dg.AssetSelection.assets(
-        dg.AssetKey(["raw", "production_captures"]), dg.AssetKey(["raw", "production_quarantine"])
+        PRODUCTION.key("raw", "captures"), PRODUCTION.key("raw", "quarantine")
     ),
     partitions_def=daily,
     description="Extract yesterday's production captures into the raw zone.",

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 import dagster as dg
 
 from identity_data.safety import check_folder_name
-from identity_data.sources import campaigns
+from identity_data.sources import BY_NAME, campaigns
 from identity_data.stores.blobs import BlobStore, ObjectInfo
 from identity_data.watch import build_drop_sensor
 
@@ -27,7 +27,7 @@ campaign_sensor = build_drop_sensor(
     prefix=CAMPAIGN_PREFIX,
     partitions_def=campaigns,
     target=dg.AssetSelection.assets(
-        dg.AssetKey(["raw", "campaign_captures"]), dg.AssetKey(["raw", "campaign_quarantine"])
+        BY_NAME["campaign"].key("raw", "captures"), BY_NAME["campaign"].key("raw", "quarantine")
     ),
     partition_for=campaign_of,
     description="Adds a campaign partition when its manifest.csv lands, and extracts it.",

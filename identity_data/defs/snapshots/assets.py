@@ -23,11 +23,7 @@ from identity_data.stores.deployment import Deployment
 from identity_data.validation import schema_check, schema_check_spec
 
 SNAPSHOT = dg.AssetKey(["snapshots", "training_snapshot"])
-INPUTS = [
-    source.key("warehouse", table)
-    for source in SOURCES
-    for table in ("training_examples", "captures")
-]
+INPUTS = [source.key("warehouse", kind) for source in SOURCES for kind in ("examples", "captures")]
 DATA_VERSION_TAG = "dagster/data_version"
 # The most event records Dagster returns per call.
 PAGE = 10_000

@@ -70,7 +70,7 @@ def build_source_tables(source: CaptureSource) -> list[dg.AssetsDefinition]:
     raw, annotated = source.key("raw", "captures"), source.key("annotations", "annotations")
     captures_key = source.key("warehouse", "captures")
     annotations_key = source.key("warehouse", "annotations")
-    examples_key = source.key("warehouse", "training_examples")
+    examples_key = source.key("warehouse", "examples")
 
     @_warehouse_asset(
         captures_key,

@@ -35,6 +35,7 @@ from identity_data.defs.warehouse.tables import TABLES
 from identity_data.demo import Demo, Tally
 from identity_data.privacy import check_key, pseudonymise
 from identity_data.settings import local_key_file
+from identity_data.sources import BY_NAME
 from identity_data.stores.bigquery import BigQueryWarehouse
 from identity_data.stores.blobs import LocalBlobStore
 from identity_data.stores.gcs import GcsBlobStore
@@ -213,7 +214,7 @@ def test_erasing_a_subject_leaves_no_trace_and_no_other_change(
         assert s1.version == 2
         assert_frame_equal(s1.frame, without(s1_before.frame, ids), check_exact=True)
         assert s1.history[0]["manifest_sha256"] == s1_before.manifest_sha256
-        redactions = lake_after[next(n for n in lake_after if "snapshot_redactions" in n)]
+        redactions = lake_after[next(n for n in lake_after if "redactions" in n)]
         assert redactions.select("old_manifest_sha256", "new_manifest_sha256").row(0) == (
             s1_before.manifest_sha256,
             s1.manifest_sha256,
@@ -230,7 +231,7 @@ def test_erasing_a_subject_leaves_no_trace_and_no_other_change(
             for event in instance.get_event_records(
                 dg.EventRecordsFilter(
                     dg.DagsterEventType.ASSET_MATERIALIZATION,
-                    asset_key=dg.AssetKey(["raw", "production_captures"]),
+                    asset_key=dg.AssetKey(["raw", "prod_captures"]),
                 ),
                 limit=1,
             )
@@ -243,14 +244,14 @@ def test_erasing_a_subject_leaves_no_trace_and_no_other_change(
 
 # One production day's materialization, raw extraction and its downstream, as one run.
 DAY_CHAIN = ",".join(
-    f"{layer}/production_{table}"
-    for layer, table in (
+    BY_NAME["production"].key(layer, kind).to_user_string()
+    for layer, kind in (
         ("raw", "captures"),
         ("raw", "quarantine"),
         ("annotations", "annotations"),
         ("warehouse", "captures"),
         ("warehouse", "annotations"),
-        ("warehouse", "training_examples"),
+        ("warehouse", "examples"),
     )
 )
 RAW_STEP = "raw_production"
@@ -309,7 +310,7 @@ def test_erasure_while_the_same_day_materializes_ends_with_the_subject_gone(
             pl.concat(
                 f.filter(pl.col("subject_pseudonym") == pseudonym)["capture_date"]
                 for n, f in lake_tables(world.home).items()
-                if n.startswith("raw/production_captures/")
+                if n.startswith("raw/prod_captures/")
             )
         ).isoformat()
         with sqlite3.connect(world.home / "capture_db.sqlite") as con:
@@ -363,7 +364,7 @@ def test_erasure_while_the_same_day_materializes_ends_with_the_subject_gone(
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
         extracted = instance.fetch_materializations(
             dg.AssetRecordsFilter(
-                asset_key=dg.AssetKey(["raw", "production_captures"]), asset_partitions=[day]
+                asset_key=dg.AssetKey(["raw", "prod_captures"]), asset_partitions=[day]
             ),
             limit=1,
         ).records[0]

@@ -14,7 +14,7 @@ TODAY = date(2026, 12, 1)
 
 def test_old_captures_expire_unless_a_recent_snapshot_holds_them(tmp_path):
     lake = LocalBlobStore(tmp_path)
-    folder = tmp_path / "tables" / "raw" / "production_captures"
+    folder = tmp_path / "tables" / "raw" / "prod_captures"
     folder.mkdir(parents=True)
     pl.DataFrame(
         {

@@ -11,8 +11,8 @@ from identity_data.defs.labels.sensors import label_export_sensor
 from identity_data.stores.deployment import Deployment
 from identity_data_tests.conftest import SAMPLE_DAYS
 
-EXPORT = ("labels/export_annotations", "labels/export_quarantine")
-RAW = ("raw/production_captures", "raw/production_quarantine")
+EXPORT = ("labels/export_votes", "labels/export_quarantine")
+RAW = ("raw/prod_captures", "raw/prod_quarantine")
 RANGE = {
     "dagster/asset_partition_range_start": SAMPLE_DAYS[0],
     "dagster/asset_partition_range_end": SAMPLE_DAYS[-1],
@@ -71,24 +71,23 @@ def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline)
     parse_every_export(instance, pipeline)
     (stray_export,) = [p for p in instance.get_dynamic_partitions("label_exports") if "stray" in p]
     meta = {key: partition_metadata(instance, key, stray_export) for key in EXPORT}
-    assert meta["labels/export_annotations"]["unknown_capture_rows"].value == 1
+    assert meta["labels/export_votes"]["unknown_capture_rows"].value == 1
     assert meta["labels/export_quarantine"]["by_reason"].value == {"malformed_capture_id": 1}
     result = pipeline(
         instance,
         "labels/consensus_labels",
         "labels/annotator_quality",
-        "labels/unmatched_annotations",
+        "labels/unmatched_votes",
     )
     assert result.success
     tables = sample_home / "lake/tables/labels"
-    pooled = pl.concat(pl.read_parquet(f) for f in (tables / "export_annotations").glob("*"))
-    unmatched = pl.read_parquet(tables / "unmatched_annotations.parquet")
+    pooled = pl.concat(pl.read_parquet(f) for f in (tables / "export_votes").glob("*"))
+    unmatched = pl.read_parquet(tables / "unmatched_votes.parquet")
     labels = pl.read_parquet(tables / "consensus_labels.parquet")
     # Only production captures were extracted, so every campaign/open-dataset label is unmatched.
     known = set(
         pl.concat(
-            pl.read_parquet(f)
-            for f in (sample_home / "lake/tables/raw/production_captures").glob("*")
+            pl.read_parquet(f) for f in (sample_home / "lake/tables/raw/prod_captures").glob("*")
         )["capture_id"]
     )
     assert set(labels["capture_id"]) <= known
@@ -98,7 +97,7 @@ def test_consensus_quarantines_unknown_captures(sample_home, instance, pipeline)
     (materialization,) = [
         m
         for m in result.asset_materializations_for_node("consensus")
-        if m.asset_key == dg.AssetKey(["labels", "unmatched_annotations"])
+        if m.asset_key == dg.AssetKey(["labels", "unmatched_votes"])
     ]
     by_export = materialization.metadata["by_export"].value
     assert by_export[stray_export] == 1
@@ -124,7 +123,7 @@ def test_a_corrected_reupload_supersedes_its_earlier_version(sample_home, instan
         instance,
         "labels/consensus_labels",
         "labels/annotator_quality",
-        "labels/unmatched_annotations",
+        "labels/unmatched_votes",
     )
     labels = pl.read_parquet(sample_home / "lake/tables/labels/consensus_labels.parquet")
     day = labels.filter(pl.col("export_id") == corrected)

@@ -14,7 +14,7 @@ RANGE = {
     "dagster/asset_partition_range_start": SAMPLE_DAYS[0],
     "dagster/asset_partition_range_end": SAMPLE_DAYS[-1],
 }
-RAW = ("raw/production_captures", "raw/production_quarantine")
+RAW = ("raw/prod_captures", "raw/prod_quarantine")
 
 
 def read_partitions(home: Path, asset: str) -> pl.DataFrame:
@@ -31,17 +31,17 @@ def test_range_backfill_is_one_run_with_a_file_per_day(sample_home, instance, pi
     result = pipeline(instance, *RAW, tags=RANGE)
     assert result.success
     assert len(instance.get_run_records()) == 1
-    files = sorted(p.name for p in (sample_home / "lake/tables/raw/production_captures").iterdir())
+    files = sorted(p.name for p in (sample_home / "lake/tables/raw/prod_captures").iterdir())
     assert files == [f"{day}.parquet" for day in SAMPLE_DAYS]
-    manifest = read_partitions(sample_home, "raw/production_captures")
+    manifest = read_partitions(sample_home, "raw/prod_captures")
     for day, part in manifest.group_by("source_partition"):
         assert (part["capture_date"].cast(pl.String) == day[0]).all()
 
 
 def test_rows_in_equal_manifest_plus_quarantine(sample_home, instance, pipeline):
     pipeline(instance, *RAW, tags=RANGE)
-    manifest = read_partitions(sample_home, "raw/production_captures")
-    quarantine = read_partitions(sample_home, "raw/production_quarantine")
+    manifest = read_partitions(sample_home, "raw/prod_captures")
+    quarantine = read_partitions(sample_home, "raw/prod_quarantine")
     assert manifest.height + quarantine.height == len(db_rows(sample_home))
     assert set(quarantine["field"]) == {"blob"}
     assert quarantine["reason"].str.contains("zero bytes|not one of|truncat|corrupt").all()
@@ -52,10 +52,10 @@ def test_rows_in_equal_manifest_plus_quarantine(sample_home, instance, pipeline)
 
 def test_rematerializing_gives_identical_partitions(sample_home, instance, pipeline):
     pipeline(instance, *RAW, tags=RANGE)
-    before = read_partitions(sample_home, "raw/production_captures")
+    before = read_partitions(sample_home, "raw/prod_captures")
     pipeline(instance, *RAW, partition_key=SAMPLE_DAYS[0])
     pipeline(instance, *RAW, tags=RANGE)
-    assert_frame_equal(read_partitions(sample_home, "raw/production_captures"), before)
+    assert_frame_equal(read_partitions(sample_home, "raw/prod_captures"), before)
 
 
 def test_no_raw_subject_reference_leaves_the_raw_zone(sample_home, instance, pipeline):
@@ -73,7 +73,7 @@ def test_no_raw_subject_reference_leaves_the_raw_zone(sample_home, instance, pip
     )
     assert not any(ref in logs for ref in refs)
     # Metadata holds counts and schemas only: not even a pseudonym or a capture id.
-    manifest = read_partitions(sample_home, "raw/production_captures")
+    manifest = read_partitions(sample_home, "raw/prod_captures")
     row_values = set(manifest["capture_id"]) | set(manifest["subject_pseudonym"])
     assert not any(value in logs for value in row_values)
 
@@ -84,8 +84,8 @@ def test_tiny_batches_give_the_same_partitions(sample_home, instance, pipeline, 
     from identity_data.defs.raw import extract
 
     pipeline(instance, *RAW, tags=RANGE)
-    manifest = read_partitions(sample_home, "raw/production_captures")
-    quarantine = read_partitions(sample_home, "raw/production_quarantine")
+    manifest = read_partitions(sample_home, "raw/prod_captures")
+    quarantine = read_partitions(sample_home, "raw/prod_quarantine")
     monkeypatch.setattr(extract, "BATCH_ROWS", 7)
     result = pipeline(instance, *RAW, tags=RANGE)
     assert all(
@@ -93,11 +93,11 @@ def test_tiny_batches_give_the_same_partitions(sample_home, instance, pipeline, 
         for check in result.get_asset_check_evaluations()
         if check.check_name != UNDECODABLE_RATE
     )
-    assert_frame_equal(read_partitions(sample_home, "raw/production_captures"), manifest)
-    assert_frame_equal(read_partitions(sample_home, "raw/production_quarantine"), quarantine)
+    assert_frame_equal(read_partitions(sample_home, "raw/prod_captures"), manifest)
+    assert_frame_equal(read_partitions(sample_home, "raw/prod_quarantine"), quarantine)
     counts = {
         m.partition: m.metadata["dagster/row_count"].value
         for m in result.asset_materializations_for_node("raw_production")
-        if m.asset_key.to_user_string() == "raw/production_captures"
+        if m.asset_key.to_user_string() == "raw/prod_captures"
     }
     assert counts == {day: part.height for (day,), part in manifest.group_by("source_partition")}

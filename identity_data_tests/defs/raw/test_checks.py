@@ -2,7 +2,7 @@ import dagster as dg
 
 from identity_data.defs.raw.checks import UNDECODABLE_RATE, undecodable_result
 
-KEY = dg.AssetKey(["raw", "campaign_captures"])
+KEY = dg.AssetKey(["raw", "camp_captures"])
 
 
 def test_undecodable_rate_counts_quarantined_blobs_and_can_fail():

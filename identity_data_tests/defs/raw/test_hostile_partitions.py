@@ -7,8 +7,8 @@ import pytest
 
 from identity_data.stores.blobs import LocalBlobStore
 
-CAMPAIGN = ("raw/campaign_captures", "raw/campaign_quarantine")
-EXPORT = ("labels/export_annotations", "labels/export_quarantine")
+CAMPAIGN = ("raw/camp_captures", "raw/camp_quarantine")
+EXPORT = ("labels/export_votes", "labels/export_quarantine")
 MANIFEST = (
     b"capture_id,subject_ref,capture_type,device,captured_at,file\n"
     b"x1,s1,selfie,cam,2026-11-28T10:00:00Z,a.jpg\n"
@@ -60,7 +60,7 @@ def test_export_key_outside_the_grammar_fails_before_any_io(
 def test_temp_leftovers_are_ignored_by_every_reader(sample_home, instance, pipeline):
     """Kills leave `.tmp-` files beside blobs and partitions; lists, sensors and loads skip them."""
     pipeline(instance, *CAMPAIGN, partition_key=_campaign(sample_home, instance))
-    tables = sample_home / "lake" / "tables" / "raw" / "campaign_captures"
+    tables = sample_home / "lake" / "tables" / "raw" / "camp_captures"
     (tables / ".tmp-0123-c.parquet.tmp").write_bytes(b"not parquet")
     blob_dir = next((sample_home / "lake" / "raw" / "captures").iterdir())
     (blob_dir / ".tmp-abcd.tmp").write_bytes(b"half a blob")
@@ -70,7 +70,7 @@ def test_temp_leftovers_are_ignored_by_every_reader(sample_home, instance, pipel
     assert sum(f.height for f in frames) > 0
     # A downstream load of the partition ignores the leftover, and a write beside it succeeds.
     key = _campaign(sample_home, instance)
-    assert pipeline(instance, "annotations/campaign_annotations", partition_key=key).success
+    assert pipeline(instance, "annotations/camp_annotations", partition_key=key).success
     assert pipeline(instance, *CAMPAIGN, partition_key=key).success
 
 

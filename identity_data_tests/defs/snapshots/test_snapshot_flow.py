@@ -56,7 +56,7 @@ def test_a_snapshot_is_verified_complete_and_queryable(world: World, tmp_path: P
             assert labels["attack_type"] in {"genuine", "print", "replay", "mask"}
         info = snap.info
         assert set(info["input_data_versions"]) == {k.to_user_string() for k in INPUTS}
-        versions = info["input_data_versions"]["warehouse/production_training_examples"]
+        versions = info["input_data_versions"]["warehouse/prod_examples"]
         assert set(versions) == set(DAYS[:1]) and all(versions.values())
         assert sum(info["counts_by_split"].values()) == snap.frame.height
         table = warehouse_rows(mine.home, FIRST_SNAPSHOT)
