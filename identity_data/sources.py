@@ -24,6 +24,16 @@ open_datasets = dg.StaticPartitionsDefinition(["lfw_subset"])
 # every key reads whole at any zoom.
 KEY_NAME_BUDGET = 17
 
+# Each source's partitioned assets as (stage, table), in materialization order.
+CHAIN = (
+    ("raw", "captures"),
+    ("raw", "quarantine"),
+    ("annotations", "annotations"),
+    ("warehouse", "captures"),
+    ("warehouse", "annotations"),
+    ("warehouse", "examples"),
+)
+
 # How a source's records are read: the capture service's database, or a drop folder in the lake.
 Extractor = Literal["capture_db", "drop_folder"]
 
@@ -46,6 +56,10 @@ class CaptureSource:
 
     def key(self, layer: str, table: str) -> dg.AssetKey:
         return dg.AssetKey([layer, f"{self.short}_{table}"])
+
+    def chain(self) -> list[dg.AssetKey]:
+        """Every partitioned asset of this source, raw to warehouse: one day's whole work."""
+        return [self.key(layer, table) for layer, table in CHAIN]
 
 
 SOURCES: tuple[CaptureSource, ...] = (

@@ -23,16 +23,6 @@ from identity_data.sources import SOURCES
 from identity_data_tests import probe
 from identity_data_tests.services import REPO
 
-# Every partitioned asset of a source's chain, so a backfill's chunks line up from raw to
-# warehouse.
-CHAIN = (
-    ("raw", "captures"),
-    ("raw", "quarantine"),
-    ("annotations", "annotations"),
-    ("warehouse", "captures"),
-    ("warehouse", "annotations"),
-    ("warehouse", "examples"),
-)
 RAW = [dg.AssetKey(["raw", "prod_captures"]), dg.AssetKey(["raw", "prod_quarantine"])]
 CHUNKED = f"BackfillPolicy.multi_run(max_partitions_per_run={PARTITIONS_PER_RUN})"
 
@@ -47,7 +37,9 @@ CHUNKED = f"BackfillPolicy.multi_run(max_partitions_per_run={PARTITIONS_PER_RUN}
 )
 def test_definitions_fan_out_by_deployment(env: dict[str, str], policy: str, executor: str):
     loaded = probe.load(env)
-    chain = {s.key(*link).to_user_string() for s in SOURCES for link in CHAIN}
+    # Every partitioned asset of a source's chain, so a backfill's chunks line up from raw to
+    # warehouse.
+    chain = {key.to_user_string() for source in SOURCES for key in source.chain()}
     assert {loaded["policies"][key] for key in chain} == {policy}
     assert set(loaded["jobs"]) == {f"{source.name}_annotation" for source in SOURCES}
     for job_executor, tags in loaded["jobs"].values():

@@ -243,17 +243,7 @@ def test_erasing_a_subject_leaves_no_trace_and_no_other_change(
 
 
 # One production day's materialization, raw extraction and its downstream, as one run.
-DAY_CHAIN = ",".join(
-    BY_NAME["production"].key(layer, kind).to_user_string()
-    for layer, kind in (
-        ("raw", "captures"),
-        ("raw", "quarantine"),
-        ("annotations", "annotations"),
-        ("warehouse", "captures"),
-        ("warehouse", "annotations"),
-        ("warehouse", "examples"),
-    )
-)
+DAY_CHAIN = ",".join(key.to_user_string() for key in BY_NAME["production"].chain())
 RAW_STEP = "raw_production"
 
 
