@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def fingerprint(self, key: str) -> str | None:
+        """A digest that changes whenever the object's content may have, got without reading
+        the content; None when the store cannot vouch for it yet. Raises FileNotFoundError."""
+        ...
+
     def delete(self, key: str) -> bool:
         """Remove the object under `key`; True if it existed (erasure is the only caller)."""
         ...
@@ -52,7 +58,22 @@ class BlobStore(Protocol):
 def content_key(data: bytes, suffix: str, zone: str = "raw/captures") -> tuple[str, str]:
     """Content-addressed key with a hashed two-character prefix; returns (key, sha256)."""
     digest = hashlib.sha256(data).hexdigest()
-    return f"{zone}/{digest[:2]}/{digest}{suffix}", digest
+    return content_path(digest, suffix, zone), digest
+
+
+def content_path(digest: str, suffix: str, zone: str = "raw/captures") -> str:
+    """The content-addressed key of a content whose sha256 is `digest`."""
+    return f"{zone}/{digest[:2]}/{digest}{suffix}"
+
+
+# How old a local file's ctime must be before its stat is trusted to stand for its content.
+FINGERPRINT_SETTLE_NS = 2_000_000_000
+
+
+def fingerprint_digest(*ident: object) -> str:
+    """The fingerprint of an object's identity and version: hashed, so a digest table kept in
+    the lake holds no source path (paths are input and may carry names)."""
+    return hashlib.sha256(repr(ident).encode()).hexdigest()
 
 
 class LocalBlobStore:
@@ -94,6 +115,17 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def fingerprint(self, key: str) -> str | None:
+        path = self._path(key)
+        st = path.stat()
+        # A rewrite within the file system's timestamp granularity can leave size and times
+        # as they were; ctime cannot be set back by a writer, so once it is this old, any later
+        # write shows as a new ctime.
+        if time.time_ns() - st.st_ctime_ns < FINGERPRINT_SETTLE_NS:
+            return None
+        ident = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        return fingerprint_digest("file", *ident)
 
     def delete(self, key: str) -> bool:
         try:

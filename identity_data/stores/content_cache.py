@@ -9,6 +9,9 @@ Layout: `cache/<name>/<version>/<shard>/<digest>.parquet`, sharded by the first 
 the content's sha256. Files are create-only and named by the digest of their own bytes, so
 concurrent writers never clash and a retried write is a no-op; a lookup reads only the shards
 its keys fall in.
+
+`SourceDigests` uses the same layout for a source blob's fingerprint -> sha256, sharded by the
+fingerprint, so a re-run finds an unchanged source blob's content without reading it.
 """
 
 from __future__ import annotations
@@ -23,44 +26,66 @@ import polars as pl
 from identity_data.stores.blobs import BlobStore
 
 KEY = "sha256"
-_SHARD = pl.col(KEY).str.slice(0, 1)
 _SAFE = re.compile(r"^[A-Za-z0-9._=-]+$")
 
 
 class ContentCache:
-    """Rows keyed by `sha256` under one (name, version) namespace of a lake BlobStore."""
+    """Rows keyed by `key` (a hex digest, `sha256` unless named) under one (name, version)
+    namespace of a lake BlobStore."""
 
-    def __init__(self, store: BlobStore, name: str, version: str) -> None:
+    def __init__(self, store: BlobStore, name: str, version: str, key: str = KEY) -> None:
         for part in (name, version):
             if not _SAFE.match(part):
                 raise ValueError(f"cache name and version must be [A-Za-z0-9._=-]+: {part!r}")
         self.store = store
         self.prefix = f"cache/{name}/{version}"
+        self.key = key
 
     def get(self, keys: Iterable[str], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-        """The stored rows among `keys` (one per key), with columns `sha256` + `schema`."""
-        wanted = pl.Series(KEY, sorted(set(keys)), pl.String)
-        columns = {KEY: pl.String(), **schema}
+        """The stored rows among `keys` (one per key), with columns `key` + `schema`."""
+        key = self.key
+        wanted = pl.Series(key, sorted(set(keys)), pl.String)
+        columns = {key: pl.String(), **schema}
         empty = pl.DataFrame(schema=columns)
         if wanted.is_empty():
             return empty
         shards = set(wanted.str.slice(0, 1))
         frames = [
             pl.read_parquet(io.BytesIO(self.store.read(info.key)), columns=list(columns)).filter(
-                pl.col(KEY).is_in(wanted.implode())
+                pl.col(key).is_in(wanted.implode())
             )
             for shard in sorted(shards)
             for info in self.store.list(f"{self.prefix}/{shard}/", (".parquet",))
         ]
         found = pl.concat([empty, *frames], how="vertical_relaxed")
-        return found.unique(KEY, keep="first").sort(KEY)
+        return found.unique(key, keep="first").sort(key)
 
     def put(self, rows: pl.DataFrame) -> int:
-        """Store `rows` (a `sha256` column plus values); returns how many files were written."""
+        """Store `rows` (a `key` column plus values); returns how many files were written."""
         written = 0
-        for (shard,), part in rows.sort(KEY).group_by(_SHARD, maintain_order=True):
-            written += _put_file(self.store, f"{self.prefix}/{shard}", part)
+        shard = pl.col(self.key).str.slice(0, 1)
+        for (part_shard,), part in rows.sort(self.key).group_by(shard, maintain_order=True):
+            written += _put_file(self.store, f"{self.prefix}/{part_shard}", part)
         return written
+
+
+SOURCE_DIGESTS = "source_digests"
+FINGERPRINT = "fingerprint"
+SOURCE_DIGEST_SCHEMA: dict[str, pl.DataType] = {KEY: pl.String(), "bytes": pl.Int64()}
+
+
+class SourceDigests(ContentCache):
+    """Source blob fingerprint (`BlobStore.fingerprint`) -> the sha256 and size of its content.
+
+    A fingerprint stands for one version of one object in one store, so its content never
+    changes: the namespace's version is only the layout's. Erasure drops the rows of erased
+    contents by their `sha256` column, like every other cache's."""
+
+    def __init__(self, store: BlobStore) -> None:
+        super().__init__(store, SOURCE_DIGESTS, "1", key=FINGERPRINT)
+
+    def lookup(self, fingerprints: Iterable[str]) -> pl.DataFrame:
+        return self.get(fingerprints, SOURCE_DIGEST_SCHEMA)
 
 
 def _put_file(store: BlobStore, folder: str, rows: pl.DataFrame) -> bool:
@@ -78,7 +103,9 @@ def erase_contents(store: BlobStore, sha256s: Iterable[str]) -> int:
     removed = 0
     for info in list(store.list("cache/", (".parquet",))):
         folder = info.key.rsplit("/", 1)[0]
-        if folder.rsplit("/", 1)[-1] not in shards:
+        # Source digests are sharded by fingerprint, so any of their shards may hold a content.
+        by_content = not folder.startswith(f"cache/{SOURCE_DIGESTS}/")
+        if by_content and folder.rsplit("/", 1)[-1] not in shards:
             continue
         frame = pl.read_parquet(io.BytesIO(store.read(info.key)))
         hit = frame[KEY].is_in(wanted.implode())

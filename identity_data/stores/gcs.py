@@ -17,7 +17,7 @@ from google.cloud.storage.retry import (
 )
 
 from identity_data.safety import check_key
-from identity_data.stores.blobs import ObjectInfo
+from identity_data.stores.blobs import ObjectInfo, fingerprint_digest
 
 
 def storage_retry(deadline: float = 120.0, initial: float = 1.0, maximum: float = 30.0) -> Retry:
@@ -141,6 +141,20 @@ class GcsBlobStore:
         blob = self.bucket.blob(self._name(key))
         # Unannotated library: timeout is typed by its int default (see put_if_absent).
         return blob.exists(retry=self.retry, timeout=self.timeout)  # pyright: ignore[reportArgumentType]
+
+    def fingerprint(self, key: str) -> str | None:
+        name = self._name(key)
+        # One metadata request instead of a download. Every write of an object gives it a new
+        # generation, so (name, generation, size) changes whenever its content can have.
+        blob = self.bucket.get_blob(
+            name,
+            retry=self.retry,
+            # Unannotated library: timeout is typed by its int default (see put_if_absent).
+            timeout=self.timeout,  # pyright: ignore[reportArgumentType]
+        )
+        if blob is None:
+            raise FileNotFoundError(self.uri(key))
+        return fingerprint_digest("gcs", self.bucket_name, name, blob.generation, blob.size)
 
     def delete(self, key: str) -> bool:
         try:

@@ -3,7 +3,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from identity_data.stores.blobs import LocalBlobStore
-from identity_data.stores.content_cache import ContentCache, erase_contents
+from identity_data.stores.content_cache import ContentCache, SourceDigests, erase_contents
 
 SCHEMA = {"value": pl.Int64()}
 
@@ -49,3 +49,20 @@ def test_versions_are_separate_and_rewrites_are_no_ops(tmp_path):
 def test_names_cannot_leave_the_cache_prefix(tmp_path):
     with pytest.raises(ValueError, match="cache name"):
         ContentCache(LocalBlobStore(tmp_path), "../x", "v1")
+
+
+def test_source_digests_map_fingerprints_and_leave_with_erased_contents(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    digests = SourceDigests(store)
+    # Fingerprints shard differently from their contents: erasure must find them anyway.
+    fps = [f"{n:064x}" for n in (1, 2, 3)]
+    digests.put(
+        pl.DataFrame(
+            {"fingerprint": fps, "sha256": [sha(1), sha(1), sha(2)], "bytes": [10, 10, 20]}
+        )
+    )
+    found = digests.lookup([fps[0], fps[2], f"{9:064x}"])
+    assert found.rows() == [(fps[0], sha(1), 10), (fps[2], sha(2), 20)]
+    assert erase_contents(store, [sha(1)]) == 2
+    assert digests.lookup(fps)["sha256"].to_list() == [sha(2)]
+    assert not any(sha(1).encode() in p.read_bytes() for p in tmp_path.rglob("*.parquet"))

@@ -207,3 +207,23 @@ def test_parquet_lake_partitioned_asset_on_gcs(fake_gcs: Service, bucket: str, d
         {"capture_id": f"c-{k}", "day": dt.date.fromisoformat(k), "n": 2 * int(k[-2:]), "key": k}
         for k in keys
     ]
+
+
+def test_fingerprint_follows_generation_without_a_download(fake_gcs: Service, bucket: str) -> None:
+    store = make_store(fake_gcs.url, bucket)
+    client = storage_client(fake_gcs.url)
+    store.put_if_absent("src/f.jpg", b"one")
+    first = store.fingerprint("src/f.jpg")
+    assert first is not None and len(first) == 64
+    assert store.fingerprint("src/f.jpg") == first
+    # Every write is a new generation, equal bytes included: the fingerprint moves either way.
+    client.bucket(bucket).blob("lake/src/f.jpg").upload_from_string(b"one")
+    again = store.fingerprint("src/f.jpg")
+    assert again is not None and again != first
+    # The same name in another bucket is another object.
+    other = f"b-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(other)
+    make_store(fake_gcs.url, other).put_if_absent("src/f.jpg", b"one")
+    assert make_store(fake_gcs.url, other).fingerprint("src/f.jpg") not in (first, again)
+    with pytest.raises(FileNotFoundError):
+        store.fingerprint("src/missing.jpg")
