@@ -99,7 +99,9 @@ def build_raw_asset(source: CaptureSource) -> dg.AssetsDefinition:
                 stored, preceding = None, None
                 for records, store in EXTRACTORS[source.extractor](deployment, source, partition):
                     rows_in += records.height
-                    stored = stored or StoredBlobs(store.read, deployment.lake, STORED_BLOBS_LIMIT)
+                    stored = stored or StoredBlobs(
+                        store.read, deployment.lake, STORED_BLOBS_LIMIT, store.fingerprint
+                    )
                     last = records["capture_id"].drop_nulls().tail(1).to_list()
                     if tombstones is None:
                         # Listed once the source has answered, as late as one listing per run

@@ -26,8 +26,8 @@ from identity_data.privacy import pseudonymise
 from identity_data.safety import ID_PATTERN as CAPTURE_ID
 from identity_data.safety import TOKEN_PATTERN, TOKEN_RULE, UnsafePathError, key_fault
 from identity_data.sources import CAPTURE_TYPES
-from identity_data.stores.blobs import BlobStore, content_key
-from identity_data.stores.content_cache import ContentCache
+from identity_data.stores.blobs import BlobStore, content_key, content_path
+from identity_data.stores.content_cache import ContentCache, SourceDigests
 from identity_data.validation import conform, empty_frame
 
 RECORD_SCHEMA = {
@@ -283,6 +283,8 @@ DECODE_CACHE = "decode"
 DECODE_VERSION = f"decode-1-pillow{PIL.__version__}"
 # Distinct blobs held in memory at once: bounds memory whatever the day's size.
 BLOB_CHUNK = 64
+# A source store's `BlobStore.fingerprint`: a digest of a blob's version without reading it.
+Fingerprint = Callable[[str], str | None]
 
 
 class StoredBlobs:
@@ -290,15 +292,23 @@ class StoredBlobs:
 
     The batches of a day share their blobs: each is read, hashed, stored and decoded once per
     run, not once per batch. Bounded by `limit` keys (the oldest are forgotten: reading one
-    again is slower, never different)."""
+    again is slower, never different). With the source store's `fingerprint`, a blob already
+    seen by an earlier run is not read at all (`store_blobs`)."""
 
-    def __init__(self, read_blob: Callable[[str], bytes], lake: BlobStore, limit: int) -> None:
+    def __init__(
+        self,
+        read_blob: Callable[[str], bytes],
+        lake: BlobStore,
+        limit: int,
+        fingerprint: Fingerprint | None = None,
+    ) -> None:
         self.read_blob, self.lake, self.limit = read_blob, lake, limit
+        self.fingerprint = fingerprint
         self._rows: dict[str, tuple] = {}
 
     def rows(self, source_keys: list[str]) -> pl.DataFrame:
         todo = [k for k in source_keys if k not in self._rows]
-        for row in store_blobs(todo, self.read_blob, self.lake).iter_rows():
+        for row in store_blobs(todo, self.read_blob, self.lake, self.fingerprint).iter_rows():
             self._rows[row[0]] = row
         wanted = [self._rows[k] for k in source_keys]
         for old in list(self._rows)[: max(0, len(self._rows) - self.limit)]:
@@ -320,16 +330,18 @@ def ingest(
     *,
     stored: StoredBlobs | None = None,
     preceding_id: str | None = None,
+    fingerprint: Fingerprint | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Copy blobs into the raw zone; build (manifest, quarantine), rows in = out + quarantined.
 
     Each distinct source blob is read, hashed and stored once however many records share it
     (once per run with a shared `stored`), and decoded once per content across the lake (the
-    decode cache). `preceding_id`: see `_record_faults`."""
+    decode cache). `preceding_id`: see `_record_faults`; `fingerprint`: see `store_blobs` (a
+    shared `stored` carries its own)."""
     records = records.with_row_index("_row")
     faults = _record_faults(records, preceding_id)
     valid = records.join(faults.select("_row"), on="_row", how="anti")
-    stored = stored or StoredBlobs(read_blob, lake, STORED_BLOBS_LIMIT)
+    stored = stored or StoredBlobs(read_blob, lake, STORED_BLOBS_LIMIT, fingerprint)
     blobs = stored.rows(valid["blob_key"].unique().sort().to_list())
     valid = valid.join(
         blobs, left_on="blob_key", right_on="source_key", how="left", maintain_order="left"
@@ -366,17 +378,45 @@ def ingest(
 
 
 def store_blobs(
-    source_keys: list[str], read_blob: Callable[[str], bytes], lake: BlobStore
+    source_keys: list[str],
+    read_blob: Callable[[str], bytes],
+    lake: BlobStore,
+    fingerprint: Fingerprint | None = None,
 ) -> pl.DataFrame:
     """One BLOB_SCHEMA row per distinct source key: where its content sits in the raw zone and
     whether it decodes. Read in chunks of BLOB_CHUNK blobs, on threads (the work is I/O, hashing
-    and decoding, which release the GIL)."""
+    and decoding, which release the GIL).
+
+    With `fingerprint`, a source blob whose fingerprint an earlier run recorded (`SourceDigests`),
+    whose content is in the raw zone and whose decode outcome is cached is not read at all: its
+    row comes from those three. Any other blob is read, hashed and stored as on a first run."""
     cache = ContentCache(lake, DECODE_CACHE, DECODE_VERSION)
+    digests = SourceDigests(lake)
     rows: list[tuple] = []
     with ThreadPoolExecutor(max_workers=8) as pool:
+        prints: dict[str, str | None] = {}
+        if fingerprint is not None:
+            prints = dict(
+                zip(
+                    source_keys,
+                    pool.map(lambda k: _fingerprint(k, fingerprint), source_keys),
+                    strict=True,
+                )
+            )
+        seen = {
+            fp: (sha, size)
+            for fp, sha, size in digests.lookup(fp for fp in prints.values() if fp).iter_rows()
+        }
+        fresh_digests: list[tuple[str, str, int]] = []
         for start in range(0, len(source_keys), BLOB_CHUNK):
             chunk = source_keys[start : start + BLOB_CHUNK]
-            fetched = list(pool.map(lambda k: _store_blob(k, read_blob, lake), chunk))
+            known_rows = _known_blobs(chunk, prints, seen, lake, cache, pool)
+            fetched = list(
+                pool.map(
+                    lambda k: _store_blob(k, read_blob, lake),
+                    [k for k in chunk if k not in known_rows],
+                )
+            )
             stored = {row[3]: data for row, data in fetched if data}
             known = cache.get(stored, DECODE_SCHEMA)
             todo = sorted(set(stored) - set(known["sha256"]))
@@ -391,11 +431,64 @@ def store_blobs(
             )
             cache.put(fresh)
             outcome = {r[0]: r[1:] for r in pl.concat([known, fresh]).iter_rows()}
-            rows += [
-                row if data is None else (*row[:5], *_decoded(outcome[row[3]]))
+            read_rows = {
+                row[0]: row if data is None else (*row[:5], *_decoded(outcome[row[3]]))
                 for row, data in fetched
+            }
+            fresh_digests += [
+                (fp, row[3], row[4])
+                for row, data in fetched
+                if data and (fp := prints.get(row[0])) and seen.get(fp) != (row[3], row[4])
             ]
+            rows += [known_rows.get(k) or read_rows[k] for k in chunk]
+    digests.put(
+        pl.DataFrame(
+            fresh_digests,
+            schema={"fingerprint": pl.String, "sha256": pl.String, "bytes": pl.Int64},
+            orient="row",
+        ).unique("fingerprint")
+    )
     return pl.DataFrame(rows, schema=BLOB_SCHEMA, orient="row")
+
+
+def _fingerprint(source_key: str, fingerprint: Fingerprint) -> str | None:
+    # A blob that is missing or outside its store gets no fingerprint; reading it names why.
+    try:
+        return fingerprint(source_key)
+    except (OSError, UnsafePathError):
+        return None
+
+
+def _known_blobs(
+    chunk: list[str],
+    prints: dict[str, str | None],
+    seen: dict[str, tuple[str, int]],
+    lake: BlobStore,
+    cache: ContentCache,
+    pool: ThreadPoolExecutor,
+) -> dict[str, tuple]:
+    """The complete BLOB_SCHEMA rows of the chunk's blobs that need no read: fingerprint seen,
+    content in the raw zone (erasure may have deleted it) and decode outcome cached."""
+    candidates = {}
+    for source_key in chunk:
+        fp = prints.get(source_key)
+        if fp and fp in seen:
+            sha, size = seen[fp]
+            candidates[source_key] = (content_path(sha, _suffix(source_key)), sha, size)
+    present = list(pool.map(lake.exists, [key for key, _, _ in candidates.values()]))
+    candidates = {k: c for (k, c), there in zip(candidates.items(), present, strict=True) if there}
+    known = cache.get((sha for _, sha, _ in candidates.values()), DECODE_SCHEMA)
+    outcome = {r[0]: r[1:] for r in known.iter_rows()}
+    return {
+        source_key: (source_key, lake.uri(key), key, sha, size, *_decoded(outcome[sha]))
+        for source_key, (key, sha, size) in candidates.items()
+        if sha in outcome
+    }
+
+
+def _suffix(source_key: str) -> str:
+    """The suffix of a source blob's raw-zone key."""
+    return PurePosixPath(source_key).suffix.lower() or ".bin"
 
 
 def _decoded(outcome: tuple) -> tuple:
@@ -419,8 +512,7 @@ def _store_blob(
     if not data:
         empty = decode(data)
         return (source_key, None, None, None, 0, None, None, str(empty.status), empty.reason), None
-    suffix = PurePosixPath(source_key).suffix.lower() or ".bin"
-    key, digest = content_key(data, suffix)
+    key, digest = content_key(data, _suffix(source_key))
     # Checked by key first: content already in the raw zone is never sent again (on GCS an
     # existence check is a metadata request; a create-only upload would send the bytes).
     # Broken blobs are kept in the raw zone too: the quarantine row points at them.

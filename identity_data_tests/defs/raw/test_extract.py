@@ -1,4 +1,5 @@
 import io
+import time
 from datetime import UTC, datetime
 
 import polars as pl
@@ -14,6 +15,7 @@ from identity_data.defs.raw.schemas import CaptureManifest, RawQuarantine
 from identity_data.privacy import pseudonymise
 from identity_data.safety import UnsafePathError
 from identity_data.stores.blobs import LocalBlobStore
+from identity_data_tests.stores.test_blobs import SETTLE_S
 
 KEY = b"k" * 32
 
@@ -420,3 +422,63 @@ def test_batches_sharing_blobs_read_each_blob_once(stores):
     small = extract.StoredBlobs(read, lake, limit=1)
     assert_frame_equal(small.rows(["a.jpg", "b.jpg"]), small.rows(["a.jpg", "b.jpg"]))
     assert sorted(reads) == ["a.jpg", "a.jpg", "a.jpg", "b.jpg", "b.jpg"]
+
+
+def test_unchanged_source_blobs_are_not_read_again(tmp_path, monkeypatch):
+    src, lake = LocalBlobStore(tmp_path / "src"), CountingLake(tmp_path / "lake")
+    src.put_if_absent("a.jpg", jpeg(10))
+    src.put_if_absent("b.jpg", jpeg(200))
+    src.put_if_absent("z.jpg", b"")
+    reads, decodes = [], []
+    real_decode = extract.decode
+    # Counted for non-empty blobs only: an empty one is "decoded" to its status without a read.
+    monkeypatch.setattr(
+        extract, "decode", lambda data: (data and decodes.append(1)) or real_decode(data)
+    )
+
+    def read(key: str) -> bytes:
+        reads.append(key)
+        return src.read(key)
+
+    def run() -> pl.DataFrame:
+        reads.clear(), decodes.clear()
+        CountingLake.puts = 0
+        return ingest(recs, read, lake, KEY, "production", "d", fingerprint=src.fingerprint)[0]
+
+    recs = records(
+        [
+            {"record": f"r{i}", "capture_id": f"c{i}", "blob_key": f"{'abz'[i % 3]}.jpg"}
+            for i in range(30)
+        ]
+        + [{"record": "r-gone", "capture_id": "gone", "blob_key": "missing.jpg"}]
+    )
+    # Just written: their stat is not trusted yet, so the next run reads them again too.
+    run()
+    assert sorted(reads) == ["a.jpg", "b.jpg", "missing.jpg", "z.jpg"]
+    run()
+    assert sorted(reads) == ["a.jpg", "b.jpg", "missing.jpg", "z.jpg"]
+    time.sleep(SETTLE_S)
+    first = run()
+    assert sorted(reads) == ["a.jpg", "b.jpg", "missing.jpg", "z.jpg"] and decodes == []
+    # Settled and recorded: only what has no stored content (empty, missing) is tried again.
+    again = run()
+    assert sorted(reads) == ["missing.jpg", "z.jpg"]
+    assert decodes == [] and CountingLake.puts == 0
+    assert_frame_equal(first, again)
+
+    # Rewritten in place with new bytes: read again at once (its ctime is fresh), and again
+    # once settled (its new stat was not trusted when first read), then no more.
+    (tmp_path / "src" / "b.jpg").write_bytes(jpeg(90))
+    changed = run()
+    assert "b.jpg" in reads and "a.jpg" not in reads and len(decodes) == 1
+    assert set(changed["sha256"]) != set(first["sha256"])
+    time.sleep(SETTLE_S)
+    assert_frame_equal(run(), changed)
+    assert "b.jpg" in reads and decodes == []
+    assert_frame_equal(run(), changed)
+    assert "b.jpg" not in reads and "a.jpg" not in reads
+
+    # A raw-zone copy deleted (erasure) is no longer known content: read and stored again.
+    (tmp_path / "lake" / changed.filter(pl.col("capture_id") == "c0")["blob_key"][0]).unlink()
+    assert_frame_equal(run(), changed)
+    assert "a.jpg" in reads and "b.jpg" not in reads and CountingLake.puts == 1
