@@ -267,12 +267,17 @@ def annotate_captures(
     else:
         known = pl.DataFrame(schema={"sha256": pl.String, **content_schema})
     todo = contents.join(known.select("sha256"), on="sha256", how="anti")
-    fresh = annotate_blobs(
-        list(zip(todo["sha256"], todo["blob_key"], strict=True)),
-        workers,
-        reader=reader,
-        detector_factory=detector_factory,
-    ).rename({"capture_id": "sha256"})
+    if todo.is_empty():
+        # Everything cached: the detector is never loaded, nor the pool started (a re-run of an
+        # unchanged partition pays for the lookup only).
+        fresh = pl.DataFrame(schema=annotation_schema()).rename({"capture_id": "sha256"})
+    else:
+        fresh = annotate_blobs(
+            list(zip(todo["sha256"], todo["blob_key"], strict=True)),
+            workers,
+            reader=reader,
+            detector_factory=detector_factory,
+        ).rename({"capture_id": "sha256"})
     if cache is not None:
         # A storage failure says nothing about the content: it is retried, never remembered.
         cache.put(fresh.filter(pl.col("decode_status") != imaging.DecodeStatus.UNREADABLE.value))

@@ -183,3 +183,26 @@ def test_storage_failures_are_not_cached(tmp_path) -> None:
     store.put_if_absent(key, data)
     rows = infer.annotate_captures(manifest, store.read, store, 1)
     assert rows["decode_status"].to_list() == ["ok"]
+
+
+class RefusingDetector(MtcnnDetector):
+    """The real detector's description (so the same code version), failing if ever put to work."""
+
+    def load(self) -> None:
+        raise AssertionError("detector loaded although every content is cached")
+
+    def detect(self, image):
+        raise AssertionError("detector ran although every content is cached")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_fully_cached_partition_never_loads_the_detector(tmp_path, workers) -> None:
+    store = LocalBlobStore(tmp_path)
+    blobs = {f"c{i}": images.jpeg(images.astronaut(), 50 + i) for i in range(20)}
+    manifest = _manifest(store, blobs)
+    first = infer.annotate_captures(manifest, store.read, store, workers)
+    assert infer.code_version(RefusingDetector()) == infer.code_version(MtcnnDetector())
+    again = infer.annotate_captures(
+        manifest, store.read, store, workers, detector_factory=RefusingDetector
+    )
+    assert_frame_equal(again, first)
