@@ -8,6 +8,7 @@ million rows over a few hundred blobs reads, hashes and decodes a few hundred bl
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -283,6 +284,8 @@ DECODE_CACHE = "decode"
 DECODE_VERSION = f"decode-1-pillow{PIL.__version__}"
 # Distinct blobs held in memory at once: bounds memory whatever the day's size.
 BLOB_CHUNK = 64
+# The digest an empty source blob is recorded under: it has no raw-zone copy to point at.
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 # A source store's `BlobStore.fingerprint`: a digest of a blob's version without reading it.
 Fingerprint = Callable[[str], str | None]
 
@@ -436,9 +439,12 @@ def store_blobs(
                 for row, data in fetched
             }
             fresh_digests += [
-                (fp, row[3], row[4])
+                (fp, row[3] or EMPTY_SHA256, row[4])
                 for row, data in fetched
-                if data and (fp := prints.get(row[0])) and seen.get(fp) != (row[3], row[4])
+                # Stored contents, and empty blobs (no content to store, one known outcome).
+                if (data or row[4] == 0)
+                and (fp := prints.get(row[0]))
+                and seen.get(fp) != (row[3] or EMPTY_SHA256, row[4])
             ]
             rows += [known_rows.get(k) or read_rows[k] for k in chunk]
     digests.put(
@@ -468,18 +474,24 @@ def _known_blobs(
     pool: ThreadPoolExecutor,
 ) -> dict[str, tuple]:
     """The complete BLOB_SCHEMA rows of the chunk's blobs that need no read: fingerprint seen,
-    content in the raw zone (erasure may have deleted it) and decode outcome cached."""
-    candidates = {}
+    and content either empty or in the raw zone (erasure may have deleted it) with its decode
+    outcome cached."""
+    candidates, empty = {}, {}
     for source_key in chunk:
         fp = prints.get(source_key)
         if fp and fp in seen:
             sha, size = seen[fp]
+            if size == 0:
+                outcome = decode(b"")
+                row = (source_key, None, None, None, 0, None, None, str(outcome.status))
+                empty[source_key] = (*row, outcome.reason)
+                continue
             candidates[source_key] = (content_path(sha, _suffix(source_key)), sha, size)
     present = list(pool.map(lake.exists, [key for key, _, _ in candidates.values()]))
     candidates = {k: c for (k, c), there in zip(candidates.items(), present, strict=True) if there}
     known = cache.get((sha for _, sha, _ in candidates.values()), DECODE_SCHEMA)
     outcome = {r[0]: r[1:] for r in known.iter_rows()}
-    return {
+    return empty | {
         source_key: (source_key, lake.uri(key), key, sha, size, *_decoded(outcome[sha]))
         for source_key, (key, sha, size) in candidates.items()
         if sha in outcome
