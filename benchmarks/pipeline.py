@@ -4,8 +4,10 @@
                                             [--backfill-days 30] [--work DIR]
 
 Every figure is a whole process (or process tree) started from scratch, as a CLI run or the
-daemon's run launcher starts it: CPU-seconds of the tree (getrusage of reaped children), wall
-time and peak RSS summed over the tree (sampled from /proc every 0.2 s). Rows:
+daemon's run launcher starts it: CPU-seconds of the tree (getrusage of reaped children; this
+process is their subreaper, so descendants that outlive the run, such as the annotation pool's
+fork server and its workers, are reaped here and counted), wall time and peak RSS summed over
+the tree (sampled from /proc every 0.2 s). Rows:
 
 - raw extraction of one day of N captures over ~210 distinct blobs (`dagster asset materialize`
   of raw/production_*) vs benchmarks/bare_extract.py (one query, HMAC, each distinct blob once,
@@ -91,7 +93,40 @@ def _tree_rss(root: int) -> int:
     return sum(rss for rss, _ in _tree(root).values())
 
 
+# prctl(2) option: orphaned descendants are re-parented to this process instead of init.
+PR_SET_CHILD_SUBREAPER = 36
+# How long descendants may outlive the measured process before the measure fails.
+ORPHAN_GRACE_S = 60.0
+
+
+def _become_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants. getrusage(RUSAGE_CHILDREN)
+    counts only descendants reaped up the tree: the annotation pool's fork server is never
+    waited for by the run process (it exits on its own once its parent has), so it and the
+    workers it had not yet reaped would be reaped by init, and their CPU lost."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def _reap_orphans(log: Path) -> None:
+    """Wait for every descendant re-parented to this process, so its CPU is counted."""
+    deadline = time.monotonic() + ORPHAN_GRACE_S
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"descendants still running {ORPHAN_GRACE_S:.0f} s after {log}")
+            time.sleep(0.05)
+
+
 def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measure:
+    _become_subreaper()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with log.open("w") as out:
@@ -101,6 +136,7 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measure:
             peak = max(peak, _tree_rss(proc.pid))
             time.sleep(0.2)
     wall = time.perf_counter() - start
+    _reap_orphans(log)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         tail = log.read_text()[-3000:]
