@@ -28,7 +28,12 @@ from identity_data.safety import ID_PATTERN as CAPTURE_ID
 from identity_data.safety import TOKEN_PATTERN, TOKEN_RULE, UnsafePathError, key_fault
 from identity_data.sources import CAPTURE_TYPES
 from identity_data.stores.blobs import BlobStore, content_key, content_path
-from identity_data.stores.content_cache import ContentCache, SourceDigests
+from identity_data.stores.content_cache import (
+    FINGERPRINT,
+    SOURCE_DIGEST_SCHEMA,
+    ContentCache,
+    SourceDigests,
+)
 from identity_data.validation import conform, empty_frame
 
 RECORD_SCHEMA = {
@@ -447,13 +452,8 @@ def store_blobs(
                 and seen.get(fp) != (row[3] or EMPTY_SHA256, row[4])
             ]
             rows += [known_rows.get(k) or read_rows[k] for k in chunk]
-    digests.put(
-        pl.DataFrame(
-            fresh_digests,
-            schema={"fingerprint": pl.String, "sha256": pl.String, "bytes": pl.Int64},
-            orient="row",
-        ).unique("fingerprint")
-    )
+    schema = {FINGERPRINT: pl.String(), **SOURCE_DIGEST_SCHEMA}
+    digests.put(pl.DataFrame(fresh_digests, schema=schema, orient="row").unique(FINGERPRINT))
     return pl.DataFrame(rows, schema=BLOB_SCHEMA, orient="row")
 
 
@@ -482,9 +482,7 @@ def _known_blobs(
         if fp and fp in seen:
             sha, size = seen[fp]
             if size == 0:
-                outcome = decode(b"")
-                row = (source_key, None, None, None, 0, None, None, str(outcome.status))
-                empty[source_key] = (*row, outcome.reason)
+                empty[source_key] = _empty_row(source_key)
                 continue
             candidates[source_key] = (content_path(sha, _suffix(source_key)), sha, size)
     present = list(pool.map(lake.exists, [key for key, _, _ in candidates.values()]))
@@ -496,6 +494,12 @@ def _known_blobs(
         for source_key, (key, sha, size) in candidates.items()
         if sha in outcome
     }
+
+
+def _empty_row(source_key: str) -> tuple:
+    """The BLOB_SCHEMA row of an empty blob: nothing stored, its decode outcome."""
+    empty = decode(b"")
+    return (source_key, None, None, None, 0, None, None, str(empty.status), empty.reason)
 
 
 def _suffix(source_key: str) -> str:
@@ -522,8 +526,7 @@ def _store_blob(
         row = (source_key, None, None, None, None, None, None, "unsafe_path")
         return (*row, "path resolves outside its store"), None
     if not data:
-        empty = decode(data)
-        return (source_key, None, None, None, 0, None, None, str(empty.status), empty.reason), None
+        return _empty_row(source_key), None
     key, digest = content_key(data, _suffix(source_key))
     # Checked by key first: content already in the raw zone is never sent again (on GCS an
     # existence check is a metadata request; a create-only upload would send the bytes).
