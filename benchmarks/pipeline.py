@@ -30,6 +30,7 @@ Other processes share the cores (load average printed): compare CPU-seconds and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
@@ -111,22 +112,38 @@ def _become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def _reap_orphans(log: Path) -> None:
-    """Wait for every descendant re-parented to this process, so its CPU is counted."""
-    deadline = time.monotonic() + ORPHAN_GRACE_S
-    while True:
+def _children() -> set[int]:
+    """Pids whose parent is this process (zombies included), from /proc."""
+    me, found = os.getpid(), set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"descendants still running {ORPHAN_GRACE_S:.0f} s after {log}")
-            time.sleep(0.05)
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == me:
+            found.add(int(entry.name))
+    return found
+
+
+def _reap_orphans(log: Path, own: set[int]) -> None:
+    """Wait for every descendant re-parented to this process, so its CPU is counted; `own`
+    are this process's children from before the run (a multiprocessing resource tracker of
+    its own, say), which live on and are not waited for."""
+    deadline = time.monotonic() + ORPHAN_GRACE_S
+    while orphans := _children() - own:
+        for pid in orphans:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"descendants still running {ORPHAN_GRACE_S:.0f} s after {log}")
+        time.sleep(0.05)
 
 
 def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measure:
     _become_subreaper()
+    own = _children()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with log.open("w") as out:
@@ -136,7 +153,7 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measure:
             peak = max(peak, _tree_rss(proc.pid))
             time.sleep(0.2)
     wall = time.perf_counter() - start
-    _reap_orphans(log)
+    _reap_orphans(log, own)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         tail = log.read_text()[-3000:]
