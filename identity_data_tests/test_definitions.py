@@ -66,17 +66,10 @@ def test_asset_names_read_whole_in_the_lineage_graph(repo):
 @pytest.mark.parametrize("entry", REGISTRY, ids=SOURCES)
 def test_source_assets_share_their_partitions(repo, entry):
     graph = repo.asset_graph
-    keys = [
-        entry.key("raw", "captures"),
-        entry.key("annotations", "annotations"),
-        entry.key("warehouse", "captures"),
-        entry.key("warehouse", "annotations"),
-        entry.key("warehouse", "examples"),
-    ]
-    defs_ = {graph.get(k).partitions_def for k in keys}
+    defs_ = {graph.get(k).partitions_def for k in entry.chain()}
     assert len(defs_) == 1
     assert defs_ == {entry.partitions_def}
-    for key in keys:
+    for key in entry.chain():
         policy = graph.get(key).backfill_policy
         assert policy == dg.BackfillPolicy.single_run()
 

@@ -16,25 +16,19 @@ from polars.testing import assert_frame_equal
 
 from identity_data.definitions import defs as load_defs
 from identity_data.defs.warehouse.io_manager import WarehouseIOManager
-from identity_data.sources import SOURCES
+from identity_data.demo import range_tags
+from identity_data.sources import BY_NAME
 from identity_data.stores.blobs import BlobStore, LocalBlobStore
 from identity_data.stores.deployment import Deployment
 from identity_data.stores.lake_io import LakeIOManager
 from identity_data_tests.conftest import SAMPLE_DAYS
 from identity_data_tests.stores.test_blobs import SETTLE_S
 
-PROD = next(s for s in SOURCES if s.name == "production")
-CHAIN = [
-    PROD.key("raw", "captures"),
-    PROD.key("raw", "quarantine"),
-    PROD.key("annotations", "annotations"),
-    PROD.key("warehouse", "captures"),
-    PROD.key("warehouse", "annotations"),
-]
-RANGE = {
-    "dagster/asset_partition_range_start": SAMPLE_DAYS[0],
-    "dagster/asset_partition_range_end": SAMPLE_DAYS[-1],
-}
+PROD = BY_NAME["production"]
+# The chain up to the warehouse's captures and annotations: training examples also need the
+# labels stage, which blobs do not feed.
+CHAIN = [key for key in PROD.chain() if key != PROD.key("warehouse", "examples")]
+RANGE = range_tags(SAMPLE_DAYS[0], SAMPLE_DAYS[-1])
 
 
 class CountingBucket(LocalBlobStore):
