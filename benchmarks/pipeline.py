@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import os
 import resource
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -426,7 +427,8 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.md").write_text(
         "# benchmarks.pipeline\n\n`python -m benchmarks.pipeline "
-        + " ".join(argv if argv is not None else sys.argv[1:])
+        # Quoted, so the recorded command can be pasted back (an empty --sizes included).
+        + shlex.join(argv if argv is not None else sys.argv[1:])
         + "`\n\n"
         + text
     )
