@@ -25,8 +25,8 @@ from identity_data.defs.annotations import infer
 from identity_data.defs.annotations.detector import MtcnnDetector
 
 
-def _tree(root: int) -> dict[int, tuple[int, int]]:
-    """{pid: (rss bytes, cpu ticks)} for `root` and all its descendants, from /proc."""
+def processes() -> dict[int, tuple[int, int, int]]:
+    """{pid: (ppid, rss bytes, cpu ticks)} of every process, from /proc."""
     info: dict[int, tuple[int, int, int]] = {}
     page = os.sysconf("SC_PAGE_SIZE")
     for entry in Path("/proc").iterdir():
@@ -41,6 +41,12 @@ def _tree(root: int) -> dict[int, tuple[int, int]]:
         # fields[1] = ppid, fields[11] + fields[12] = utime + stime (man 5 proc).
         ticks = int(fields[11]) + int(fields[12])
         info[int(entry.name)] = (int(fields[1]), int(statm.split()[1]) * page, ticks)
+    return info
+
+
+def _tree(root: int) -> dict[int, tuple[int, int]]:
+    """{pid: (rss bytes, cpu ticks)} for `root` and all its descendants, from /proc."""
+    info = processes()
     tree, frontier = {root}, [root]
     while frontier:
         pid = frontier.pop()

@@ -115,17 +115,10 @@ def _become_subreaper() -> None:
 
 def _children() -> set[int]:
     """Pids whose parent is this process (zombies included), from /proc."""
-    me, found = os.getpid(), set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == me:
-            found.add(int(entry.name))
-    return found
+    from benchmarks.annotations import processes
+
+    me = os.getpid()
+    return {pid for pid, (ppid, _, _) in processes().items() if ppid == me}
 
 
 def _reap_orphans(log: Path, own: set[int]) -> None:

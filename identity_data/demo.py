@@ -31,7 +31,8 @@ from identity_data.dagster_private import (
 from identity_data.definitions import defs as load_defs
 from identity_data.definitions import materializable
 from identity_data.defs.automation import AUTOMATION_SENSORS
-from identity_data.defs.labels.sensors import label_export_sensor
+from identity_data.defs.labels.assets import UNMATCHED
+from identity_data.defs.labels.sensors import EXPORT_QUARANTINE, label_export_sensor
 from identity_data.defs.raw.sensors import campaign_sensor
 from identity_data.sample import generate
 from identity_data.settings import (
@@ -249,8 +250,8 @@ def summary(tally: Tally, home: Path) -> None:
     tables = Path(settings.lake_url) / "tables"
     for name in (
         *(source.key("raw", "quarantine").to_user_string() for source in SOURCES),
-        "labels/export_quarantine",
-        "labels/unmatched_votes",
+        EXPORT_QUARANTINE.to_user_string(),
+        UNMATCHED.to_user_string(),
     ):
         files = list((tables / name).rglob("*.parquet")) or list(tables.glob(f"{name}.parquet"))
         rows = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)

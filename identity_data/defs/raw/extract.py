@@ -415,10 +415,11 @@ def store_blobs(
             fp: (sha, size)
             for fp, sha, size in digests.lookup(fp for fp in prints.values() if fp).iter_rows()
         }
+        # Once per call, not per chunk: each decode-cache lookup reads its shards' files.
+        known_rows = _known_blobs(source_keys, prints, seen, lake, cache, pool)
         fresh_digests: list[tuple[str, str, int]] = []
         for start in range(0, len(source_keys), BLOB_CHUNK):
             chunk = source_keys[start : start + BLOB_CHUNK]
-            known_rows = _known_blobs(chunk, prints, seen, lake, cache, pool)
             fetched = list(
                 pool.map(
                     lambda k: _store_blob(k, read_blob, lake),
@@ -466,18 +467,18 @@ def _fingerprint(source_key: str, fingerprint: Fingerprint) -> str | None:
 
 
 def _known_blobs(
-    chunk: list[str],
+    source_keys: list[str],
     prints: dict[str, str | None],
     seen: dict[str, tuple[str, int]],
     lake: BlobStore,
     cache: ContentCache,
     pool: ThreadPoolExecutor,
 ) -> dict[str, tuple]:
-    """The complete BLOB_SCHEMA rows of the chunk's blobs that need no read: fingerprint seen,
+    """The complete BLOB_SCHEMA rows of the blobs that need no read: fingerprint seen,
     and content either empty or in the raw zone (erasure may have deleted it) with its decode
     outcome cached."""
     candidates, empty = {}, {}
-    for source_key in chunk:
+    for source_key in source_keys:
         fp = prints.get(source_key)
         if fp and fp in seen:
             sha, size = seen[fp]
