@@ -1,6 +1,6 @@
 """The pipeline against bare scripts doing the same work, side by side, in one run.
 
-    .venv/bin/python -m benchmarks.pipeline [--sizes 10000,100000,1000000] [--images 300]
+    .venv/bin/python -m benchmarks.pipeline [--sizes 10000,100000,1000000] [--images 300,1000,2000]
                                             [--backfill-days 30] [--work DIR]
 
 Every figure is a whole process (or process tree) started from scratch, as a CLI run or the
@@ -10,8 +10,9 @@ fork server and its workers, are reaped here and counted), wall time and peak RS
 the tree (sampled from /proc every 0.2 s). Rows:
 
 - raw extraction of one day of N captures over ~210 distinct blobs (`dagster asset materialize`
-  of raw/production_*) vs benchmarks/bare_extract.py (one query, HMAC, each distinct blob once,
-  one parquet file, one DuckDB load);
+  of raw/prod_*) vs benchmarks/bare_extract.py (one query, HMAC, each distinct blob once,
+  one parquet file, one DuckDB load); also less the raw steps' run over an empty day, the
+  per-run cost that the rows come on top of;
 - the whole production chain (raw, annotations, warehouse) over an empty day vs one import of
   the definitions;
 - a backfill of D days as one run (single-run policy) vs D runs of one day;
@@ -19,7 +20,8 @@ the tree (sampled from /proc every 0.2 s). Rows:
   empty day's chain: what a re-run still does beyond the fixed cost of a run);
 - with `--huge N`, raw extraction of a day of N rows (e.g. 10M) against the project at the
   largest size: CPU should grow with the rows, peak memory should not;
-- annotation images/s on 1 and 2 workers vs the bare detector loop (benchmarks/annotations.py).
+- annotation images/s on 1 and 2 workers (a cold pool, then the same pool warm) vs the bare
+  detector loop (benchmarks/annotations.py), for each `--images` count.
 
 Days with many rows are made from one generated sample (`python -m identity_data.sample
 --images-sample`) by copying that day's rows in SQLite under new capture ids: the generator
@@ -253,28 +255,15 @@ def annotation_rows(n: int) -> list[Row]:
 
     bare = m(t_bare, m_bare)
     label = f"bare loop, {n / t_bare:.1f} img/s"
+
+    def row(work: str, seconds: float, mon, target: str) -> Row:
+        speed = f"{n / seconds:.1f} img/s = {t_bare / seconds:.2f}x bare"
+        return Row(f"{work}: {speed}", m(seconds, mon), label, bare, target)
+
     return [
-        Row(
-            f"annotate {n} images, 1 worker: {n / t_one:.1f} img/s",
-            m(t_one, m_one),
-            label,
-            bare,
-            "img/s >= 0.9x bare",
-        ),
-        Row(
-            f"annotate, 2 workers, cold pool: {n / t_cold:.1f} img/s",
-            m(t_cold, m_cold),
-            label,
-            bare,
-            "img/s >= 1.8x bare",
-        ),
-        Row(
-            f"annotate, 2 workers, warm pool: {n / t_warm:.1f} img/s",
-            m(t_warm, m_warm),
-            label,
-            bare,
-            "img/s >= 1.8x bare",
-        ),
+        row(f"annotate {n:,} images, 1 worker", t_one, m_one, "img/s >= 0.9x bare"),
+        row("  2 workers, cold pool", t_cold, m_cold, "img/s >= 1.8x bare"),
+        row("  2 workers, warm pool", t_warm, m_warm, "img/s >= 1.8x bare"),
     ]
 
 
@@ -319,7 +308,11 @@ def chart(rows: list[Row], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__)
     p.add_argument("--sizes", default="10000,100000,1000000", help="rows per day, comma-separated")
-    p.add_argument("--images", type=int, default=300, help="images for the annotation rows")
+    p.add_argument(
+        "--images",
+        default="300,1000,2000",
+        help="images per annotation measurement, comma-separated (small partitions)",
+    )
     p.add_argument("--backfill-days", type=int, default=30)
     p.add_argument(
         "--huge",
@@ -366,6 +359,9 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
 
+    # The raw steps alone over an empty day: the per-run cost a bigger day's rows come on top of.
+    bench.reset()
+    empty_raw = bench.day("raw-empty-day", RAW, DAY + timedelta(days=1))
     for i, size in enumerate(sorted(sizes)):
         n = bench.scale(DAY, size)
         print(f"day {DAY}: {n} rows")
@@ -373,6 +369,15 @@ def main(argv: list[str] | None = None) -> None:
         bench.reset()
         raw = bench.day(f"raw-{size}", RAW, DAY)
         rows.append(Row(f"raw extraction, {n:,} rows", raw, "bare script", bare, "<= 2x"))
+        rows.append(
+            Row(
+                "  the same, above an empty day's raw run",
+                raw.above(empty_raw),
+                "bare script, whole",
+                bare,
+                "-",
+            )
+        )
         if i == 0:
             bench.reset()
             first = bench.day(f"chain-first-{size}", CHAIN, DAY)
@@ -412,8 +417,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     bench.scale(DAY, 0)
 
-    if args.images:
-        rows += annotation_rows(args.images)
+    for n in (int(s) for s in args.images.split(",") if s):
+        rows += annotation_rows(n)
 
     text = table(rows, (load_before, os.getloadavg()[0]))
     print(text)

@@ -21,8 +21,6 @@ import math
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 # Measured on 150 scenes (LFW faces on flipped crops of 19 packaged photos) plus one copy each
 # made with the sample generator's transforms (test_dedup.py), pairwise after closure:
@@ -175,6 +173,11 @@ def near_duplicate_pairs(
 
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Component label per node 0..n-1 of the undirected graph with edges (a[k], b[k])."""
+    # Imported here: scipy.sparse is ~0.3 s of import, and every process that loads the
+    # definitions (each run, the daemon, the code server) would pay it for this one asset.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 
