@@ -46,7 +46,7 @@ class BlobStore(Protocol):
         ...
 
     def delete(self, key: str) -> bool:
-        """Remove the object under `key`; True if it existed (erasure is the only caller)."""
+        """Remove the object under `key`; True if it existed (erasure and cache compaction)."""
         ...
 
     def list(self, prefix: str, suffixes: tuple[str, ...] = ()) -> Iterator[ObjectInfo]:

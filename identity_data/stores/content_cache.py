@@ -8,7 +8,10 @@ A new code version is a new namespace, so a model or metric change recomputes ev
 Layout: `cache/<name>/<version>/<shard>/<digest>.parquet`, sharded by the first hex digit of
 the content's sha256. Files are create-only and named by the digest of their own bytes, so
 concurrent writers never clash and a retried write is a no-op; a lookup reads only the shards
-its keys fall in.
+its keys fall in. Each run adds a file to each shard it writes, so a put that leaves a shard
+with more than COMPACT_AT files merges them into one: a lookup reads a bounded number of files
+however many runs came before. A file merged away while a lookup is under way is that lookup's
+miss (its rows are computed again), never an error.
 
 `SourceDigests` uses the same layout for a source blob's fingerprint -> sha256, sharded by the
 fingerprint, so a re-run finds an unchanged source blob's content without reading it.
@@ -27,6 +30,8 @@ from identity_data.stores.blobs import BlobStore
 
 KEY = "sha256"
 _SAFE = re.compile(r"^[A-Za-z0-9._=-]+$")
+# Files per shard above which a put merges the shard: lookups read at most this many plus one.
+COMPACT_AT = 8
 
 
 class ContentCache:
@@ -51,11 +56,9 @@ class ContentCache:
             return empty
         shards = set(wanted.str.slice(0, 1))
         frames = [
-            pl.read_parquet(io.BytesIO(self.store.read(info.key)), columns=list(columns)).filter(
-                pl.col(key).is_in(wanted.implode())
-            )
+            frame.filter(pl.col(key).is_in(wanted.implode()))
             for shard in sorted(shards)
-            for info in self.store.list(f"{self.prefix}/{shard}/", (".parquet",))
+            for frame in _read_all(self.store, f"{self.prefix}/{shard}", list(columns))[1]
         ]
         found = pl.concat([empty, *frames], how="vertical_relaxed")
         return found.unique(key, keep="first").sort(key)
@@ -65,8 +68,28 @@ class ContentCache:
         written = 0
         shard = pl.col(self.key).str.slice(0, 1)
         for (part_shard,), part in rows.sort(self.key).group_by(shard, maintain_order=True):
-            written += _put_file(self.store, f"{self.prefix}/{part_shard}", part)
+            folder = f"{self.prefix}/{part_shard}"
+            written += _put_file(self.store, folder, part)
+            self.compact(folder)
         return written
+
+    def compact(self, folder: str) -> bool:
+        """Merge the files of one shard folder into one if it holds more than COMPACT_AT.
+
+        The merged file is written before any part is deleted, so a lookup always finds every
+        row in the parts, the merged file or both; parts written meanwhile are left alone.
+        """
+        keys, frames = _read_all(self.store, folder, None)
+        if len(keys) <= COMPACT_AT:
+            return False
+        merged = pl.concat(frames, how="diagonal_relaxed").unique(self.key, keep="first")
+        data = _parquet(merged.sort(self.key))
+        kept = _file_key(folder, data)
+        self.store.put_if_absent(kept, data)
+        for key in keys:
+            if key != kept:
+                self.store.delete(key)
+        return True
 
 
 SOURCE_DIGESTS = "source_digests"
@@ -88,11 +111,34 @@ class SourceDigests(ContentCache):
         return self.get(fingerprints, SOURCE_DIGEST_SCHEMA)
 
 
-def _put_file(store: BlobStore, folder: str, rows: pl.DataFrame) -> bool:
+def _parquet(rows: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
     rows.write_parquet(buf, statistics=False)
-    data = buf.getvalue()
-    return store.put_if_absent(f"{folder}/{hashlib.sha256(data).hexdigest()}.parquet", data)
+    return buf.getvalue()
+
+
+def _file_key(folder: str, data: bytes) -> str:
+    return f"{folder}/{hashlib.sha256(data).hexdigest()}.parquet"
+
+
+def _put_file(store: BlobStore, folder: str, rows: pl.DataFrame) -> bool:
+    data = _parquet(rows)
+    return store.put_if_absent(_file_key(folder, data), data)
+
+
+def _read_all(
+    store: BlobStore, folder: str, columns: list[str] | None
+) -> tuple[list[str], list[pl.DataFrame]]:
+    """The keys and frames of the files in one shard folder that still exist when read."""
+    keys, frames = [], []
+    for info in store.list(f"{folder}/", (".parquet",)):
+        try:
+            data = store.read(info.key)
+        except FileNotFoundError:  # merged into another file by a concurrent compaction
+            continue
+        keys.append(info.key)
+        frames.append(pl.read_parquet(io.BytesIO(data), columns=columns))
+    return keys, frames
 
 
 def erase_contents(store: BlobStore, sha256s: Iterable[str]) -> int:

@@ -3,7 +3,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from identity_data.stores.blobs import LocalBlobStore
-from identity_data.stores.content_cache import ContentCache, SourceDigests, erase_contents
+from identity_data.stores.content_cache import (
+    COMPACT_AT,
+    ContentCache,
+    SourceDigests,
+    erase_contents,
+)
 
 SCHEMA = {"value": pl.Int64()}
 
@@ -66,3 +71,58 @@ def test_source_digests_map_fingerprints_and_leave_with_erased_contents(tmp_path
     assert erase_contents(store, [sha(1)]) == 2
     assert digests.lookup(fps)["sha256"].to_list() == [sha(2)]
     assert not any(sha(1).encode() in p.read_bytes() for p in tmp_path.rglob("*.parquet"))
+
+
+def _shard_files(root, cache: ContentCache, shard: str) -> list:
+    return sorted((root / cache.prefix / shard).glob("*.parquet"))
+
+
+def test_a_shard_is_merged_once_it_holds_more_than_the_limit_and_keeps_every_row(tmp_path):
+    cache = ContentCache(LocalBlobStore(tmp_path), "demo", "v1")
+    # Keys all in shard "0": one run each, as daily runs would add them.
+    keys = [f"0{n:063x}" for n in range(3 * COMPACT_AT)]
+    for n, key in enumerate(keys):
+        cache.put(pl.DataFrame({"sha256": [key, key], "value": [n, n]}))
+        assert len(_shard_files(tmp_path, cache, "0")) <= COMPACT_AT
+    found = cache.get([*keys, sha(5)], SCHEMA)
+    assert_frame_equal(found, pl.DataFrame({"sha256": keys, "value": range(len(keys))}))
+
+
+def test_a_file_merged_away_during_a_lookup_is_a_miss_not_an_error(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    cache = ContentCache(store, "demo", "v1")
+    cache.put(pl.DataFrame({"sha256": [sha(1)], "value": [1]}))
+    cache.put(pl.DataFrame({"sha256": [sha(17)], "value": [17]}))
+    first, second = _shard_files(tmp_path, cache, sha(1)[0])
+
+    class Racing(LocalBlobStore):
+        # Lists both files, then loses the first to another process's compaction.
+        def read(self, key: str) -> bytes:
+            first.unlink(missing_ok=True)
+            return super().read(key)
+
+    found = ContentCache(Racing(tmp_path), "demo", "v1").get([sha(1), sha(17)], SCHEMA)
+    assert found.height == 1 and second.exists()
+
+
+def test_compaction_leaves_parts_written_after_its_listing(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    cache = ContentCache(store, "demo", "v1")
+    keys = [f"0{n:063x}" for n in range(COMPACT_AT + 1)]
+    late = pl.DataFrame({"sha256": ["0" + "f" * 63], "value": [-1]})
+
+    class Late(LocalBlobStore):
+        # Another run's put lands between this compaction's listing and its deletes.
+        def delete(self, key: str) -> bool:
+            if not late_written:
+                late_written.append(ContentCache(LocalBlobStore(tmp_path), "demo", "v1").put(late))
+            return super().delete(key)
+
+    late_written: list[int] = []
+    for n, key in enumerate(keys[:-1]):
+        cache.put(pl.DataFrame({"sha256": [key], "value": [n]}))
+    ContentCache(Late(tmp_path), "demo", "v1").put(
+        pl.DataFrame({"sha256": [keys[-1]], "value": [len(keys) - 1]})
+    )
+    found = cache.get([*keys, late["sha256"][0]], SCHEMA)
+    assert found.height == len(keys) + 1

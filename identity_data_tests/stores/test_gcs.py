@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from identity_data.stores.blobs import content_key
+from identity_data.stores.content_cache import COMPACT_AT, ContentCache
 from identity_data.stores.deployment import Deployment
 from identity_data.stores.gcs import GcsBlobStore, storage_retry
 from identity_data.stores.lake_io import LakeIOManager
@@ -227,3 +228,14 @@ def test_fingerprint_follows_generation_without_a_download(fake_gcs: Service, bu
     assert make_store(fake_gcs.url, other).fingerprint("src/f.jpg") not in (first, again)
     with pytest.raises(FileNotFoundError):
         store.fingerprint("src/missing.jpg")
+
+
+def test_content_cache_compacts_its_shards_on_gcs(fake_gcs: Service, bucket: str) -> None:
+    store = make_store(fake_gcs.url, bucket)
+    cache = ContentCache(store, "demo", "v1")
+    keys = [f"a{n:063x}" for n in range(2 * COMPACT_AT)]
+    for n, key in enumerate(keys):
+        cache.put(pl.DataFrame({"sha256": [key], "value": [n]}))
+        assert len(list(store.list(f"{cache.prefix}/a/"))) <= COMPACT_AT
+    found = cache.get(keys, {"value": pl.Int64()})
+    assert found["value"].to_list() == list(range(len(keys)))
