@@ -212,8 +212,7 @@ def warm_pool(workers: int, factory: Callable[[], FaceDetector]) -> ProcessPoolE
     """This process's pool of `workers` annotation workers, each with a loaded detector."""
     key = (workers, factory)
     if key not in _POOL:
-        for stale in list(_POOL.values()):
-            _drop_pool(stale)
+        close_pools()
         # forkserver: workers never inherit the caller's threads (Dagster runs some) or locks.
         ctx = multiprocessing.get_context("forkserver")
         # Import the heavy modules once in the fork server instead of once per worker.
@@ -228,6 +227,12 @@ def warm_pool(workers: int, factory: Callable[[], FaceDetector]) -> ProcessPoolE
                 pool.submit(os.getpid)
         _POOL[key] = pool
     return _POOL[key]
+
+
+def close_pools() -> None:
+    """Shut this process's pools down: the next pooled call starts cold (tests, benchmarks)."""
+    for pool in list(_POOL.values()):
+        _drop_pool(pool)
 
 
 def _drop_pool(pool: ProcessPoolExecutor) -> None:

@@ -157,8 +157,7 @@ def test_the_caller_annotates_while_a_cold_pool_starts(tmp_path) -> None:
         store.put_if_absent(f"raw/{i:02d}.jpg", images.jpeg(scene))
         items.append((f"c{i:02d}", f"raw/{i:02d}.jpg"))
     reader = functools.partial(_read_noting_the_caller, str(tmp_path))
-    for pool in list(infer._POOL.values()):
-        infer._drop_pool(pool)
+    infer.close_pools()
     _READ_BY_CALLER.clear()
     pooled = infer.annotate_blobs(items, workers=2, reader=reader, chunk_size=1)
     # The last chunks, taken from the back before any worker had finished its first one.
