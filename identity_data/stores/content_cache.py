@@ -58,7 +58,9 @@ class ContentCache:
         frames = [
             frame.filter(pl.col(key).is_in(wanted.implode()))
             for shard in sorted(shards)
-            for frame in _read_all(self.store, f"{self.prefix}/{shard}", list(columns))[1]
+            for frame in _read(self.store, _listed(self.store, f"{self.prefix}/{shard}"), columns)[
+                1
+            ]
         ]
         found = pl.concat([empty, *frames], how="vertical_relaxed")
         return found.unique(key, keep="first").sort(key)
@@ -79,9 +81,10 @@ class ContentCache:
         The merged file is written before any part is deleted, so a lookup always finds every
         row in the parts, the merged file or both; parts written meanwhile are left alone.
         """
-        keys, frames = _read_all(self.store, folder, None)
-        if len(keys) <= COMPACT_AT:
+        listed = _listed(self.store, folder)
+        if len(listed) <= COMPACT_AT:
             return False
+        keys, frames = _read(self.store, listed, None)
         merged = pl.concat(frames, how="diagonal_relaxed").unique(self.key, keep="first")
         data = _parquet(merged.sort(self.key))
         kept = _file_key(folder, data)
@@ -126,19 +129,25 @@ def _put_file(store: BlobStore, folder: str, rows: pl.DataFrame) -> bool:
     return store.put_if_absent(_file_key(folder, data), data)
 
 
-def _read_all(
-    store: BlobStore, folder: str, columns: list[str] | None
+def _listed(store: BlobStore, folder: str) -> list[str]:
+    return [info.key for info in store.list(f"{folder}/", (".parquet",))]
+
+
+def _read(
+    store: BlobStore, keys: list[str], columns: Iterable[str] | None
 ) -> tuple[list[str], list[pl.DataFrame]]:
-    """The keys and frames of the files in one shard folder that still exist when read."""
-    keys, frames = [], []
-    for info in store.list(f"{folder}/", (".parquet",)):
+    """The files among `keys` that still exist when read, and their frames."""
+    found, frames = [], []
+    for key in keys:
         try:
-            data = store.read(info.key)
+            data = store.read(key)
         except FileNotFoundError:  # merged into another file by a concurrent compaction
             continue
-        keys.append(info.key)
-        frames.append(pl.read_parquet(io.BytesIO(data), columns=columns))
-    return keys, frames
+        found.append(key)
+        frames.append(
+            pl.read_parquet(io.BytesIO(data), columns=None if columns is None else list(columns))
+        )
+    return found, frames
 
 
 def erase_contents(store: BlobStore, sha256s: Iterable[str]) -> int:

@@ -126,3 +126,19 @@ def test_compaction_leaves_parts_written_after_its_listing(tmp_path):
     )
     found = cache.get([*keys, late["sha256"][0]], SCHEMA)
     assert found.height == len(keys) + 1
+
+
+def test_a_put_reads_no_file_while_its_shard_is_under_the_limit(tmp_path):
+    reads: list[str] = []
+
+    class Counting(LocalBlobStore):
+        def read(self, key: str) -> bytes:
+            reads.append(key)
+            return super().read(key)
+
+    cache = ContentCache(Counting(tmp_path), "demo", "v1")
+    for n in range(COMPACT_AT):
+        cache.put(pl.DataFrame({"sha256": [f"0{n:063x}"], "value": [n]}))
+    assert reads == []
+    cache.put(pl.DataFrame({"sha256": ["0" + "e" * 63], "value": [-1]}))
+    assert len(reads) == COMPACT_AT + 1
