@@ -133,21 +133,21 @@ def _listed(store: BlobStore, folder: str) -> list[str]:
     return [info.key for info in store.list(f"{folder}/", (".parquet",))]
 
 
+def _frame(store: BlobStore, key: str, columns: Iterable[str] | None) -> pl.DataFrame | None:
+    """One cache file's rows, or None if a concurrent compaction merged it away meanwhile."""
+    try:
+        data = store.read(key)
+    except FileNotFoundError:
+        return None
+    return pl.read_parquet(io.BytesIO(data), columns=None if columns is None else list(columns))
+
+
 def _read(
     store: BlobStore, keys: list[str], columns: Iterable[str] | None
 ) -> tuple[list[str], list[pl.DataFrame]]:
     """The files among `keys` that still exist when read, and their frames."""
-    found, frames = [], []
-    for key in keys:
-        try:
-            data = store.read(key)
-        except FileNotFoundError:  # merged into another file by a concurrent compaction
-            continue
-        found.append(key)
-        frames.append(
-            pl.read_parquet(io.BytesIO(data), columns=None if columns is None else list(columns))
-        )
-    return found, frames
+    read = [(key, frame) for key in keys if (frame := _frame(store, key, columns)) is not None]
+    return [key for key, _ in read], [frame for _, frame in read]
 
 
 def erase_contents(store: BlobStore, sha256s: Iterable[str]) -> int:
@@ -162,7 +162,9 @@ def erase_contents(store: BlobStore, sha256s: Iterable[str]) -> int:
         by_content = not folder.startswith(f"cache/{SOURCE_DIGESTS}/")
         if by_content and folder.rsplit("/", 1)[-1] not in shards:
             continue
-        frame = pl.read_parquet(io.BytesIO(store.read(info.key)))
+        frame = _frame(store, info.key, None)
+        if frame is None:  # merged into a file this scan lists or a re-scrub after the run finds
+            continue
         hit = frame[KEY].is_in(wanted.implode())
         if not hit.any():
             continue
