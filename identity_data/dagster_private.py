@@ -13,6 +13,7 @@ takes about half a second to import).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 import time
@@ -25,6 +26,7 @@ from dagster._core.definitions.freshness import FreshnessState, FreshnessStateCh
 from dagster._core.execution.build_resources import wrap_resources_for_execution
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.defs_state.base import _current_storage
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -46,6 +48,7 @@ __all__ = [
     "PARENT_RUN_ID_TAG",
     "RUN_KEY_TAG",
     "SENSOR_NAME_TAG",
+    "UPSTREAM_CLAIM",
     "CheckRunHealthResult",
     "CodeLocation",
     "FreshnessState",
@@ -62,6 +65,39 @@ __all__ = [
     "sensor_ids",
     "wrap_resources_for_execution",
 ]
+
+
+UPSTREAM_CLAIM = SqlEventLogStorage.claim_concurrency_slot
+
+
+@functools.wraps(UPSTREAM_CLAIM)
+def _claim_concurrency_slot(
+    self: SqlEventLogStorage,
+    concurrency_key: str,
+    run_id: str,
+    step_key: str,
+    priority: int | None = None,
+):
+    """Dagster's pool claim, plus a free slot handed to the queue on every blocked try.
+
+    Upstream, a step checks for a free slot and then joins the queue unassigned; a slot freed
+    between the two is handed to the queue as it stood (without this step), and nothing hands
+    it out again until another slot is freed. The step then waits forever next to a free slot,
+    and so does every run queued behind it: seen in the daemon test, a warehouse step blocked on
+    `warehouse-training_examples` with the pool's one slot free. Every SQL storage (SQLite
+    here, PostgreSQL in production) inherits the claim from SqlEventLogStorage.
+    """
+    status = UPSTREAM_CLAIM(self, concurrency_key, run_id, step_key, priority)
+    if status.is_claimed or status.is_assigned or not self.has_unassigned_slots(concurrency_key):
+        return status
+    # The queue's head gets the slot (priority, then age), which need not be this step.
+    self.assign_pending_steps([concurrency_key])
+    return UPSTREAM_CLAIM(self, concurrency_key, run_id, step_key, priority)
+
+
+# Every process that runs steps imports this module (through the lake IO manager), before its
+# executor claims a slot.
+SqlEventLogStorage.claim_concurrency_slot = _claim_concurrency_slot
 
 
 @dataclass(frozen=True)

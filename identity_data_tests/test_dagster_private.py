@@ -7,6 +7,8 @@ error when this module loads, or the test of the piece that changed.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import time
 import typing
 from collections.abc import Mapping
@@ -193,3 +195,65 @@ def test_graphql_workspace_serves_the_uis_requests_for_a_code_location():
     ):
         result = execute_dagster_graphql(context, query)
     assert result.data == {"repositoriesOrError": {"nodes": [{"name": "__repository__"}]}}
+
+
+def _freed_while_queueing(storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run-a frees the pool's one slot after run-b's step looked for a free one and before it
+    joins the queue: the interleaving that loses the slot upstream."""
+    storage.set_concurrency_slots("warehouse-x", 1)
+    assert storage.claim_concurrency_slot("warehouse-x", "run-a", "a").is_claimed
+    join = storage.add_pending_step
+
+    def free_then_join(*args, **kwargs):
+        storage.free_concurrency_slot_for_step("run-a", "a")
+        return join(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "add_pending_step", free_then_join)
+
+
+def test_upstream_loses_a_slot_freed_while_a_step_queues(monkeypatch: pytest.MonkeyPatch):
+    """Pins the Dagster bug the patched claim works around: when this fails, upstream assigns
+    the freed slot itself, and the patch can go."""
+    with dg.instance_for_test() as instance:
+        storage = instance.event_log_storage
+        _freed_while_queueing(storage, monkeypatch)
+        claims = [private.UPSTREAM_CLAIM(storage, "warehouse-x", "run-b", "b") for _ in range(3)]
+        assert not any(c.is_claimed for c in claims)
+        assert storage.get_concurrency_info("warehouse-x").active_slot_count == 0
+
+
+def test_a_step_claims_a_slot_freed_while_it_queued(monkeypatch: pytest.MonkeyPatch):
+    with dg.instance_for_test() as instance:
+        storage = instance.event_log_storage
+        _freed_while_queueing(storage, monkeypatch)
+        assert storage.claim_concurrency_slot("warehouse-x", "run-b", "b").is_claimed
+        assert storage.get_concurrency_info("warehouse-x").active_run_ids == {"run-b"}
+
+
+def test_a_lost_slot_goes_to_the_head_of_the_queue():
+    """The state the race leaves with two steps queued: the slot goes in queue order (priority,
+    then age), not to whichever step asks first."""
+    with dg.instance_for_test() as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("warehouse-x", 1)
+        storage.add_pending_step("warehouse-x", "run-b", "b", priority=0)
+        storage.add_pending_step("warehouse-x", "run-c", "c", priority=5)
+        assert not storage.claim_concurrency_slot("warehouse-x", "run-b", "b", 0).is_claimed
+        assert storage.claim_concurrency_slot("warehouse-x", "run-c", "c", 5).is_claimed
+        assert not storage.claim_concurrency_slot("warehouse-x", "run-b", "b", 0).is_claimed
+
+
+def test_a_process_that_loads_the_definitions_claims_through_the_patch():
+    """A run worker loads the code location and nothing else of ours before its executor
+    claims slots: loading the definitions must be enough."""
+    probe = (
+        "import dagster as dg\n"
+        "from identity_data.definitions import defs\n"
+        "defs()\n"
+        "with dg.instance_for_test() as instance:\n"
+        "    print(type(instance.event_log_storage).claim_concurrency_slot.__code__.co_filename)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-1] == str(ADAPTER)
