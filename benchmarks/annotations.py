@@ -10,11 +10,14 @@ and peak RSS of the process tree (parent + pool workers, sampled from /proc).
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import imagehash
@@ -121,6 +124,29 @@ def bare_loop(items: list[tuple[str, bytes]]) -> int:
             str(imagehash.phash(rgb.crop((dx, dy, w - dx, h - dy))))
         faces += bool(found)
     return faces
+
+
+def _timed_share(items: list[tuple[str, bytes]], start: Any) -> float:
+    cv2.setNumThreads(1)
+    bare_loop(items[:1])  # loads the model before the clock starts
+    start.wait()
+    began = time.perf_counter()
+    bare_loop(items)
+    return time.perf_counter() - began
+
+
+def bare_loops_at_once(items: list[tuple[str, bytes]], processes: int) -> float:
+    """Seconds for `processes` bare loops started together, each over its share of `items`
+    (the slowest one's time): what this machine's cores give to independent copies of the
+    work, with no pool, the ceiling for a pool's scaling."""
+    ctx = multiprocessing.get_context("forkserver")
+    shares = [items[i::processes] for i in range(processes)]
+    with (
+        ctx.Manager() as manager,
+        ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool,
+    ):
+        start = manager.Barrier(processes)
+        return max(pool.map(_timed_share, shares, [start] * processes))
 
 
 def _timed(fn, *args, **kwargs) -> tuple[float, object, TreeMonitor]:

@@ -1,7 +1,8 @@
 """The pipeline against bare scripts doing the same work, side by side, in one run.
 
     .venv/bin/python -m benchmarks.pipeline [--sizes 10000,100000,1000000]
-        [--images 300,1000,2000] [--backfill-days 30] [--repeat 3] [--work DIR] [--huge N]
+        [--images 300,1000,2000] [--backfill-days 30] [--distinct 3000] [--repeat 3]
+        [--work DIR] [--huge N]
 
 Every figure is a whole process (or process tree) started from scratch, as a CLI run or the
 daemon's run launcher starts it: CPU-seconds of the tree (getrusage of reaped children; this
@@ -17,11 +18,15 @@ the tree (sampled from /proc every 0.2 s). Rows:
   the definitions;
 - a backfill of D days as one run (single-run policy) vs D runs of one day;
 - the chain's first run over a day vs a re-run with nothing changed (also both less the
-  empty day's chain: what a re-run still does beyond the fixed cost of a run);
+  empty day's chain: what a re-run still does beyond the fixed cost of a run), over the
+  smallest size's day (its ~210 distinct blobs) and, with `--distinct N`, over a day of N
+  captures each with its own image, as in production, where annotation is most of the work;
 - with `--huge N`, raw extraction of a day of N rows (e.g. 10M) against the project at the
   largest size: CPU should grow with the rows, peak memory should not;
 - annotation images/s on 1 and 2 workers (a cold pool, then the same pool warm) vs the bare
-  detector loop (benchmarks/annotations.py), for each `--images` count.
+  detector loop (benchmarks/annotations.py), for each `--images` count, next to two bare loops
+  started together over half the images each: what the two cores give independent copies of
+  the work, the most a pool can reach on this machine.
 
 Days with many rows are made from one generated sample (`python -m identity_data.sample
 --images-sample`) by copying that day's rows in SQLite under new capture ids: the generator
@@ -178,8 +183,10 @@ class Bench:
         }
         self.env.pop("IDENTITY_DATA_PSEUDONYM_KEY", None)
 
-    def prepare(self, days: int) -> None:
-        marker = self.work / f"sample-{days}.done"
+    def prepare(self, days: int, per_day: int = 100, blobs: int | None = 210) -> None:
+        """Generate the sample once: `per_day` captures a day over `blobs` distinct production
+        blobs, or each capture its own image with `blobs=None`."""
+        marker = self.work / f"sample-{days}x{per_day}-{blobs or 'distinct'}.done"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "dagster.yaml", self.dagster_home / "dagster.yaml")
@@ -188,8 +195,9 @@ class Bench:
         from identity_data.sample import generate
         from identity_data.settings import ensure_local_key
 
-        print(f"generating the sample ({days} days, 100 captures a day over 210 blobs) ...")
-        generate(self.home, 7, days, 100, DAY, campaigns=0, images_sample=210)
+        over = f"over {blobs} blobs" if blobs else "each its own image"
+        print(f"generating a sample ({days} days, {per_day} captures a day {over}) ...")
+        generate(self.home, 7, days, per_day, DAY, campaigns=0, images_sample=blobs)
         ensure_local_key(self.home)
         marker.touch()
 
@@ -231,6 +239,11 @@ class Bench:
     def day(self, name: str, keys: list[str], day: date) -> Measure:
         return self.run(name, keys, "--partition", str(day))
 
+    def fresh(self, name: str, keys: list[str]) -> Measure:
+        """A first run over DAY: every output forgotten before."""
+        self.reset()
+        return self.day(name, keys, DAY)
+
     def bare(self, day: date) -> Measure:
         out = self.work / "bare"
         shutil.rmtree(out, ignore_errors=True)
@@ -249,7 +262,7 @@ def best(repeat: int, measure: Callable[[], Measure]) -> Measure:
 def annotation_rows(n: int, repeat: int) -> list[Row]:
     """Images/s of the annotation code on 1 and 2 workers vs the bare loop, in this process:
     the fastest of `repeat` interleaved rounds, so a slow spell of the machine hits all alike."""
-    from benchmarks.annotations import _timed, bare_loop
+    from benchmarks.annotations import _timed, bare_loop, bare_loops_at_once
     from identity_data.defs.annotations import infer
     from identity_data.sample.images import jpeg, scenes
 
@@ -263,12 +276,15 @@ def annotation_rows(n: int, repeat: int) -> list[Row]:
             _timed(bare_loop, items),
             _timed(infer.annotate_blobs, items, workers=1),
             _timed(infer.annotate_blobs, items, workers=2),
+            _timed(bare_loops_at_once, items, 2),
         )
         for _ in range(repeat)
     ]
     t_bare, _, m_bare = min((r[0] for r in rounds), key=lambda t: t[0])
     t_one, _, m_one = min((r[1] for r in rounds), key=lambda t: t[0])
     t_warm, _, m_warm = min((r[2] for r in rounds), key=lambda t: t[0])
+    # The loops' own clock, from a common start once both have loaded the model.
+    t_two, m_two = min(((r[3][1], r[3][2]) for r in rounds), key=lambda t: t[0])
 
     def m(t: float, mon) -> Measure:
         return Measure(mon.cpu_seconds, t, mon.peak_rss / 2**20)
@@ -284,6 +300,7 @@ def annotation_rows(n: int, repeat: int) -> list[Row]:
         row(f"annotate {n:,} images, 1 worker", t_one, m_one, "img/s >= 0.9x bare"),
         row("  2 workers, cold pool", t_cold, m_cold, "img/s >= 1.8x bare"),
         row("  2 workers, warm pool", t_warm, m_warm, "img/s >= 1.8x bare"),
+        row("  2 bare loops at once, half each (the cores' ceiling)", t_two, m_two, "-"),
     ]
 
 
@@ -334,6 +351,13 @@ def main(argv: list[str] | None = None) -> None:
         help="images per annotation measurement, comma-separated (small partitions)",
     )
     p.add_argument("--backfill-days", type=int, default=30)
+    p.add_argument(
+        "--distinct",
+        type=int,
+        default=3000,
+        help="also a first run and a re-run over a day of this many captures, each its own "
+        "image (0: none)",
+    )
     p.add_argument(
         "--huge",
         type=int,
@@ -390,15 +414,11 @@ def main(argv: list[str] | None = None) -> None:
     bench.reset()
     empty_raw = best(r, lambda: bench.day("raw-empty-day", RAW, DAY + timedelta(days=1)))
 
-    def fresh(name: str, keys: list[str]) -> Measure:
-        bench.reset()
-        return bench.day(name, keys, DAY)
-
     for i, size in enumerate(sorted(sizes)):
         n = bench.scale(DAY, size)
         print(f"day {DAY}: {n} rows")
         bare = best(r, lambda: bench.bare(DAY))
-        raw = best(r, functools.partial(fresh, f"raw-{size}", RAW))
+        raw = best(r, functools.partial(bench.fresh, f"raw-{size}", RAW))
         rows.append(Row(f"raw extraction, {n:,} rows", raw, "bare script", bare, "<= 2x"))
         rows.append(
             Row(
@@ -410,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         if i == 0:
-            first = best(r, functools.partial(fresh, f"chain-first-{size}", CHAIN))
+            first = best(r, functools.partial(bench.fresh, f"chain-first-{size}", CHAIN))
             again = best(r, functools.partial(bench.day, f"chain-again-{size}", CHAIN, DAY))
             rows.append(
                 Row(
@@ -431,6 +451,22 @@ def main(argv: list[str] | None = None) -> None:
                     "-",
                 )
             )
+    if args.distinct:
+        # Every capture its own image, as in a real day: the first run annotates them all, and
+        # the re-run finds every one in the cache.
+        own = Bench(args.work / f"distinct-{args.distinct}")
+        own.prepare(1, args.distinct, None)
+        first = best(r, functools.partial(own.fresh, "distinct-first", CHAIN))
+        again = best(r, lambda: own.day("distinct-again", CHAIN, DAY))
+        rows.append(
+            Row(
+                f"re-run of the chain, {args.distinct:,} captures each its own image",
+                again,
+                "first run",
+                first,
+                "<= 0.1x",
+            )
+        )
     if args.huge:
         n = bench.scale(DAY, args.huge)
         print(f"day {DAY}: {n} rows")
