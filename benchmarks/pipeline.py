@@ -10,6 +10,9 @@ process is their subreaper, so descendants that outlive the run, such as the ann
 fork server and its workers, are reaped here and counted), wall time and peak RSS summed over
 the tree (sampled from /proc every 0.2 s). Rows:
 
+- the raw steps' run over an empty day vs Dagster's floor, a run of one asset that does nothing
+  (benchmarks/one_asset.py) by the same CLI: what any Dagster run costs before the project's
+  code runs, which the bare script never pays;
 - raw extraction of one day of N captures over ~210 distinct blobs (`dagster asset materialize`
   of raw/prod_*) vs benchmarks/bare_extract.py (one query, HMAC, each distinct blob once,
   one parquet file, one DuckDB load); also less the raw steps' run over an empty day, the
@@ -236,6 +239,13 @@ class Bench:
             self.logs / f"{self.runs:03d}-{name}.log",
         )
 
+    def floor(self) -> Measure:
+        """A run of benchmarks/one_asset.py's asset: what any Dagster run costs."""
+        self.runs += 1
+        cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "benchmarks.one_asset"]
+        log = self.logs / f"{self.runs:03d}-floor.log"
+        return measure([*cmd, "--select", "one"], self.env, log)
+
     def day(self, name: str, keys: list[str], day: date) -> Measure:
         return self.run(name, keys, "--partition", str(day))
 
@@ -413,6 +423,15 @@ def main(argv: list[str] | None = None) -> None:
     # The raw steps alone over an empty day: the per-run cost a bigger day's rows come on top of.
     bench.reset()
     empty_raw = best(r, lambda: bench.day("raw-empty-day", RAW, DAY + timedelta(days=1)))
+    rows.append(
+        Row(
+            "raw extraction, empty day",
+            empty_raw,
+            "Dagster's floor: a one-asset project, same CLI",
+            best(r, bench.floor),
+            "-",
+        )
+    )
 
     for i, size in enumerate(sorted(sizes)):
         n = bench.scale(DAY, size)
