@@ -8,8 +8,6 @@ detector per worker, loaded once per process lifetime); every input yields exact
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import hashlib
 import json
@@ -22,36 +20,30 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-import cv2
 import polars as pl
 
 from identity_data import imaging
-from identity_data.defs.annotations.detector import FaceDetector, MtcnnDetector
+from identity_data.defs.annotations.detector import FaceDetector
+from identity_data.defs.annotations.schemas import AnnotationRows
+from identity_data.defs.annotations.worker import (
+    METRICS_VERSION,
+    Reader,
+    Row,
+    default_detector,
+    init_worker,
+    run_chunk,
+    run_pooled,
+)
 from identity_data.stores.blobs import BlobStore
 from identity_data.stores.content_cache import ContentCache
-
-# Bump when the row-building or metric code changes meaning, so the asset re-materialises.
-METRICS_VERSION = "2"
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-
-Reader = Callable[[str], bytes]
-Row = dict[str, object]
+from identity_data.validation import polars_schema
 
 
 @functools.cache
 def annotation_schema() -> pl.Schema:
-    """The columns of an annotation row, as the table's pandera model declares them."""
-    # Imported on first use, not with this module: the pool's fork server preloads this module,
-    # and pandera (and Dagster, through validation) would add seconds to its start. Workers
-    # build rows as dicts of the columns they know; absent ones become nulls in the frame.
-    from identity_data.defs.annotations.schemas import AnnotationRows
-    from identity_data.validation import polars_schema
-
+    """The columns of an annotation row, as the table's pandera model declares them. Workers
+    build rows as dicts of the columns they know; absent ones become nulls in the frame."""
     return polars_schema(AnnotationRows)
-
-
-def default_detector() -> FaceDetector:
-    return MtcnnDetector()
 
 
 def code_version(detector: FaceDetector) -> str:
@@ -72,136 +64,6 @@ def code_version(detector: FaceDetector) -> str:
 ANNOTATOR_CODE_VERSION = code_version(default_detector())
 
 
-def _r(value: float) -> float:
-    # Fixed precision keeps rows byte-identical across runs and worker counts.
-    return round(value, 6)
-
-
-def annotate_one(capture_id: str, data: bytes, detector: FaceDetector) -> Row:
-    """One annotation row; bad bytes give a row with a decode status and reason."""
-    row: Row = dict(
-        capture_id=capture_id,
-        model_name=detector.name,
-        model_version=detector.version,
-        model_weights_sha256=detector.weights_sha256,
-    )
-    decoded = imaging.decode(data)
-    row.update(
-        decode_status=decoded.status.value,
-        decode_reason=decoded.reason,
-        width=decoded.width,
-        height=decoded.height,
-    )
-    if decoded.image is None:
-        return row
-
-    gray = imaging.to_gray(decoded.image)
-    faces = detector.detect(imaging.to_bgr(decoded.image))
-    exp = imaging.exposure(gray)
-    row.update(
-        face_count=len(faces),
-        sharpness=_r(imaging.sharpness(gray)),
-        brightness=_r(exp.brightness),
-        highlight_clip=_r(exp.highlight_clip),
-        shadow_clip=_r(exp.shadow_clip),
-        phash=imaging.phash(decoded.image),
-        phash_crop3=imaging.phash(decoded.image, 0.03),
-        phash_crop6=imaging.phash(decoded.image, 0.06),
-    )
-    if faces:
-        face = max(faces, key=lambda f: (f.area, f.score))
-        crop = gray[face.y : face.y + face.h, face.x : face.x + face.w]
-        row.update(
-            face_x=face.x,
-            face_y=face.y,
-            face_w=face.w,
-            face_h=face.h,
-            face_score=_r(face.score),
-            face_area_share=_r(face.area / gray.size),
-            face_sharpness=_r(imaging.sharpness(crop)),
-            landmark_count=len(face.landmarks or ()),
-        )
-        for name, (x, y) in zip(LANDMARK_NAMES, face.landmarks or (), strict=False):
-            row[f"landmark_{name}_x"] = _r(x)
-            row[f"landmark_{name}_y"] = _r(y)
-    return row
-
-
-def _unreadable(capture_id: str, exc: Exception, detector: FaceDetector) -> Row:
-    return dict(
-        capture_id=capture_id,
-        decode_status=imaging.DecodeStatus.UNREADABLE.value,
-        decode_reason=f"{type(exc).__name__}: {exc}"[:200],
-        model_name=detector.name,
-        model_version=detector.version,
-        model_weights_sha256=detector.weights_sha256,
-    )
-
-
-# mallopt(3) parameters. glibc serves each decoded frame and detector buffer (about 1 MB) with
-# a fresh mmap and unmaps it on free, so every image paid its page faults again: 2-3 ms of
-# system time on top of ~17 ms of work, measured. Keeping such blocks on the heap reuses them.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-HEAP_BLOCK_BYTES = 32 * 2**20
-
-
-def _reuse_large_blocks() -> None:
-    """Serve blocks below HEAP_BLOCK_BYTES from the heap and keep freed ones for reuse."""
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None:  # not glibc (e.g. musl or macOS): the allocator's defaults stay
-        return
-    mallopt(_M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES)
-    mallopt(_M_TRIM_THRESHOLD, 2 * HEAP_BLOCK_BYTES)
-
-
-# Per-process state of a pool worker (or of the caller, inline): set once by _init_worker.
-_WORKER: dict[str, object] = {}
-
-
-def _init_worker(factory: Callable[[], FaceDetector]) -> None:
-    # Compared pickled: an equal factory (e.g. a functools.partial rebuilt) reuses the detector.
-    token = pickle.dumps(factory)
-    if _WORKER.get("factory") == token:
-        return
-    # One OpenCV thread per process: parallelism comes from the pool, and idle OpenCV pool
-    # threads spinning next to other workers halve throughput.
-    cv2.setNumThreads(1)
-    _reuse_large_blocks()
-    detector = factory()
-    detector.load()
-    _WORKER.update(detector=detector, factory=token)
-
-
-@functools.lru_cache(maxsize=4)
-def _reader(pickled: bytes) -> Reader:
-    # A pool task carries its reader pickled; unpickling once per worker keeps e.g. a GCS
-    # store's client (built on first use) alive across the chunks of a run.
-    return pickle.loads(pickled)
-
-
-def _run_pooled(chunk: Sequence[tuple[str, bytes | str]], reader: bytes | None) -> list[Row]:
-    return _run_chunk(chunk, None if reader is None else _reader(reader))
-
-
-def _run_chunk(chunk: Sequence[tuple[str, bytes | str]], reader: Reader | None) -> list[Row]:
-    detector: FaceDetector = _WORKER["detector"]  # type: ignore[assignment]
-    rows = []
-    for capture_id, payload in chunk:
-        if reader is None:
-            rows.append(annotate_one(capture_id, payload, detector))  # type: ignore[arg-type]
-            continue
-        try:
-            data = reader(payload)  # type: ignore[arg-type]
-        except Exception as exc:  # any storage failure becomes that capture's row, not a crash
-            rows.append(_unreadable(capture_id, exc, detector))
-            continue
-        rows.append(annotate_one(capture_id, data, detector))
-    return rows
-
-
 # The warm pool of this process: (workers, detector factory) -> pool. Kept across calls, so a
 # run (or a long-lived code server) pays the ~1 s of worker start-up and model loading once,
 # not once per partition; replaced only when the worker count or the detector changes.
@@ -215,10 +77,11 @@ def warm_pool(workers: int, factory: Callable[[], FaceDetector]) -> ProcessPoolE
         close_pools()
         # forkserver: workers never inherit the caller's threads (Dagster runs some) or locks.
         ctx = multiprocessing.get_context("forkserver")
-        # Import the heavy modules once in the fork server instead of once per worker.
-        ctx.set_forkserver_preload([__name__])
+        # Import the model code once in the fork server instead of once per worker; only the
+        # worker's module, so the server does not load polars or the cache code.
+        ctx.set_forkserver_preload([run_chunk.__module__])
         pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(factory,)
+            max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(factory,)
         )
         # The pool starts a worker per submit until it has `workers`: start them all here,
         # where the caller's main module is hidden from them.
@@ -289,13 +152,11 @@ def annotate_blobs(
     ordered = sorted(items, key=lambda item: item[0])
 
     if workers <= 1 or len(ordered) <= chunk_size:
-        _init_worker(detector_factory)
-        rows = [row for chunk in _chunks(ordered, chunk_size) for row in _run_chunk(chunk, reader)]
+        init_worker(detector_factory)
+        rows = [row for chunk in _chunks(ordered, chunk_size) for row in run_chunk(chunk, reader)]
     else:
         pool = warm_pool(workers, detector_factory)
-        run = functools.partial(
-            _run_pooled, reader=None if reader is None else pickle.dumps(reader)
-        )
+        run = functools.partial(run_pooled, reader=None if reader is None else pickle.dumps(reader))
         try:
             rows = _pooled(pool, run, list(_chunks(ordered, chunk_size)), reader, detector_factory)
         except BrokenProcessPool:
@@ -323,8 +184,8 @@ def _pooled(
     for i in reversed(range(1, len(chunks))):
         if futures[0].done() or not futures[i].cancel():
             break
-        _init_worker(factory)
-        done[i] = _run_chunk(chunks[i], reader)
+        init_worker(factory)
+        done[i] = run_chunk(chunks[i], reader)
     return [row for i, f in enumerate(futures) for row in (done[i] if i in done else f.result())]
 
 

@@ -127,6 +127,21 @@ def test_pool_workers_do_not_rerun_the_callers_main_script() -> None:
     assert sys.modules["__main__"] is main
 
 
+# Evaluated in a worker through the builtin eval, so that no function of this module (which
+# imports polars) is unpickled there first.
+_LOADED = "sorted(m for m in ('polars', 'pandera', 'dagster') if m in __import__('sys').modules)"
+
+
+def test_pool_workers_load_the_model_code_only() -> None:
+    # Every library the fork server preloads is paid by each process's first pool.
+    infer.close_pools()
+    pool = infer.warm_pool(2, infer.default_detector)
+    assert {tuple(pool.submit(eval, _LOADED).result()) for _ in range(8)} == {()}
+    rows = infer.annotate_blobs([(f"c{i}", images.jpeg(images.astronaut())) for i in range(40)])
+    assert rows.height == 40
+    assert {tuple(pool.submit(eval, _LOADED).result()) for _ in range(8)} == {()}
+
+
 def _die(key: str) -> bytes:
     # Only in a pool worker: the calling process annotates chunks too while the pool starts.
     if multiprocessing.parent_process() is not None:
