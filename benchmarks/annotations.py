@@ -157,6 +157,23 @@ def _timed(fn, *args, **kwargs) -> tuple[float, object, TreeMonitor]:
     return elapsed, result, monitor
 
 
+COLD = "from benchmarks.annotations import cold_call; cold_call()"
+
+
+def cold_call() -> None:
+    """In a fresh process: `annotate_blobs` on 2 workers over the pickled items named by argv,
+    as a run's first annotation call meets it, with the definitions' imports done (pandera
+    through the row schema) but no fork server, pool or detector yet. Prints seconds, CPU-s
+    of the process tree during the call and its peak RSS, as JSON."""
+    import json
+    import pickle
+
+    items = pickle.loads(Path(sys.argv[1]).read_bytes())
+    infer.annotation_schema()
+    seconds, _, monitor = _timed(infer.annotate_blobs, items, workers=2)
+    print(json.dumps([seconds, monitor.cpu_seconds, monitor.peak_rss]))
+
+
 def main() -> None:
     # Imported here: pool workers re-import __main__, and matplotlib would add ~0.5 s to each.
     from identity_data.sample.images import jpeg, scenes
