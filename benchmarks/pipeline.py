@@ -233,9 +233,11 @@ class Bench:
             )
         return base + need
 
-    def run(self, name: str, keys: list[str], *partition: str) -> Measure:
+    def run(
+        self, name: str, keys: list[str], *partition: str, module: str = "identity_data.definitions"
+    ) -> Measure:
         self.runs += 1
-        cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "identity_data.definitions"]
+        cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", module]
         return measure(
             [*cmd, "--select", ",".join(keys), *partition],
             self.env,
@@ -244,10 +246,7 @@ class Bench:
 
     def floor(self) -> Measure:
         """A run of benchmarks/one_asset.py's asset: what any Dagster run costs."""
-        self.runs += 1
-        cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "benchmarks.one_asset"]
-        log = self.logs / f"{self.runs:03d}-floor.log"
-        return measure([*cmd, "--select", "one"], self.env, log)
+        return self.run("floor", ["one"], module="benchmarks.one_asset")
 
     def day(self, name: str, keys: list[str], day: date) -> Measure:
         return self.run(name, keys, "--partition", str(day))
@@ -272,7 +271,7 @@ def best(repeat: int, measure: Callable[[], Measure]) -> Measure:
     return min((measure() for _ in range(repeat)), key=lambda m: m.cpu)
 
 
-def cold_call(items: Path, log: Path) -> Measure:
+def cold_first_call(items: Path, log: Path) -> Measure:
     """A fresh process's first 2-worker call (benchmarks.annotations.cold_call): the fork
     server, the workers and their detectors all start inside it, as in a run."""
     from benchmarks.annotations import COLD
@@ -312,7 +311,7 @@ def annotation_rows(n: int, repeat: int, work: Path) -> list[Row]:
             _timed(infer.annotate_blobs, items, workers=1),
             _timed(infer.annotate_blobs, items, workers=2),
             _timed(bare_loops_at_once, items, 2),
-            cold_call(pickled, work / "logs" / f"cold-{n}.log"),
+            cold_first_call(pickled, work / "logs" / f"cold-{n}.log"),
         )
         for _ in range(repeat)
     ]
