@@ -10,8 +10,10 @@ and peak RSS of the process tree (parent + pool workers, sampled from /proc).
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
 import time
@@ -165,9 +167,6 @@ def cold_call() -> None:
     as a run's first annotation call meets it, with the definitions' imports done (pandera
     through the row schema) but no fork server, pool or detector yet. Prints seconds, CPU-s
     of the process tree during the call and its peak RSS, as JSON."""
-    import json
-    import pickle
-
     items = pickle.loads(Path(sys.argv[1]).read_bytes())
     infer.annotation_schema()
     seconds, _, monitor = _timed(infer.annotate_blobs, items, workers=2)
